@@ -1,0 +1,15 @@
+from .autoencoder import EncoderOutput, decode_with_tfa, encode_with_cfrm
+from .cfrm import CFRM, CFRMBlock, CFRMStage, LayerNorm2d, NAFBlock
+from .controller import Controller
+from .presets import PRESETS, get_preset
+from .prior import DiffusionPrior
+from .skip_adapters import SkipAdapter, SkipAdapters, controlled_unet_forward
+from .tfa import TaskFeatureAdapter, TaskFeatureAdapters, TaskPromptBank
+from .unirestore import UniRestore, UniRestoreOutput
+
+__all__ = [
+    'CFRM', 'CFRMBlock', 'CFRMStage', 'Controller', 'DiffusionPrior', 'EncoderOutput', 'LayerNorm2d', 'NAFBlock',
+    'PRESETS', 'SkipAdapter', 'SkipAdapters', 'TaskFeatureAdapter', 'TaskFeatureAdapters', 'TaskPromptBank',
+    'UniRestore', 'UniRestoreOutput', 'controlled_unet_forward', 'decode_with_tfa', 'encode_with_cfrm',
+    'get_preset',
+]

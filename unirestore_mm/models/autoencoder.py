@@ -1,0 +1,107 @@
+"""The VAE paths of UniRestore: the encoder with CFRM taps and the decoder with TFA fusion.
+
+Both functions drive a *frozen* diffusers ``AutoencoderKL`` block by block and insert UniRestore's trainable
+modules where the paper puts them:
+
+* encoder: after each down block but the last, a CFRM stage restores the feature; the restored feature goes on
+  down the encoder and is kept as a skip.  The last down block's input is detached, so the latent's gradients
+  never reach CFRM.
+* decoder: before each of the first up blocks, a TFA fuses the matching skip (deepest first) under the task
+  prompt.
+
+Frozen parts run without autograd wherever nothing upstream of them needs a gradient.
+"""
+from dataclasses import dataclass
+from typing import List, Optional
+
+import torch
+from diffusers import AutoencoderKL
+from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
+
+from .cfrm import CFRM
+from .tfa import TaskFeatureAdapters
+
+
+@dataclass
+class EncoderOutput:
+    """``latent``: scaled latent sample ``z0`` (B, 4, H/8, W/8); ``skips``: the CFRM outputs, shallowest first."""
+
+    latent: torch.Tensor
+    skips: List[torch.Tensor]
+
+
+def needs_grad(*things) -> bool:
+    """True when autograd is on and any given tensor, or any parameter of any given module, requires grad."""
+    if not torch.is_grad_enabled():
+        return False
+    for t in things:
+        if isinstance(t, torch.Tensor):
+            if t.requires_grad:
+                return True
+        elif t is not None and any(p.requires_grad for p in t.parameters()):
+            return True
+    return False
+
+
+def encode_with_cfrm(vae: AutoencoderKL, cfrm: Optional[CFRM], images: torch.Tensor,
+                     generator: Optional[torch.Generator] = None, sample: bool = True) -> EncoderOutput:
+    """Encode ``images`` in [-1, 1] into a scaled latent, restoring features with ``cfrm`` (``None``: plain VAE).
+
+    Without CFRM the skips are the plain encoder features at the same places (the stage-1 targets).
+    """
+    enc = vae.encoder
+    blocks = enc.down_blocks
+    n_taps = len(blocks) - 1
+    if cfrm is not None and len(cfrm) != n_taps:
+        raise ValueError(f'CFRM has {len(cfrm)} stages but the VAE encoder has {n_taps} taps')
+    skips = []
+    grad_cfrm = needs_grad(images, cfrm)
+    with torch.set_grad_enabled(needs_grad(images)):
+        h = enc.conv_in(images)
+    for i, block in enumerate(blocks[:-1]):
+        # blocks after a trainable CFRM stage must keep activations so the earlier stages get gradients
+        with torch.set_grad_enabled(grad_cfrm if i > 0 else needs_grad(images)):
+            h = block(h)
+        if cfrm is not None:
+            with torch.set_grad_enabled(grad_cfrm):
+                h = cfrm.stages[i](h)
+        skips.append(h)
+    with torch.no_grad():
+        h = blocks[-1](h.detach())
+        h = enc.mid_block(h)
+        h = enc.conv_out(enc.conv_act(enc.conv_norm_out(h)))
+        if vae.quant_conv is not None:
+            h = vae.quant_conv(h)
+        dist = DiagonalGaussianDistribution(h)
+        z = dist.sample(generator=generator) if sample else dist.mode()
+        z = z * vae.config.scaling_factor
+    return EncoderOutput(latent=z, skips=skips)
+
+
+def decode_with_tfa(vae: AutoencoderKL, tfas: Optional[TaskFeatureAdapters], latent: torch.Tensor,
+                    skips: Optional[List[torch.Tensor]] = None, prompt: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Decode a scaled latent to an image in [-1, 1]; with ``tfas``, fuse ``skips`` under ``prompt`` (T, D)."""
+    dec = vae.decoder
+    use_tfa = tfas is not None
+    if use_tfa:
+        if skips is None or prompt is None:
+            raise ValueError('decode_with_tfa: skips and a task prompt are required when TFAs are given')
+        if len(skips) != len(tfas):
+            raise ValueError(f'decode_with_tfa: {len(tfas)} TFAs but {len(skips)} skips')
+        deepest_first = list(reversed(skips))
+        token = prompt.unsqueeze(0).expand(latent.shape[0], -1, -1).to(latent.dtype)
+    with torch.set_grad_enabled(needs_grad(latent)):
+        z = latent / vae.config.scaling_factor
+        if vae.post_quant_conv is not None:
+            z = vae.post_quant_conv(z)
+        h = dec.mid_block(dec.conv_in(z), None)
+    up_dtype = next(iter(dec.up_blocks.parameters())).dtype
+    h = h.to(up_dtype)
+    grad_after = needs_grad(latent, tfas, prompt, *(skips or []))
+    with torch.set_grad_enabled(grad_after):
+        for i, block in enumerate(dec.up_blocks):
+            if use_tfa and i < len(tfas):
+                h, token = tfas[i](h, deepest_first[i], token)
+            h = block(h, None)
+        h = dec.conv_out(dec.conv_act(dec.conv_norm_out(h)))
+    return h

@@ -1,0 +1,69 @@
+"""Input checks and the geometry of the restore path: short-side resize, padding to the size divisor, cropping."""
+from typing import Optional, Tuple
+
+import torch
+from torch.nn import functional as F
+
+
+def check_images(images, name: str = 'images') -> torch.Tensor:
+    """Validate a float image batch in [0, 1] and return it as (B, 3, H, W).
+
+    Accepts (3, H, W) or (B, 3, H, W) floating tensors.  Raises ``TypeError``/``ValueError`` naming ``name`` and
+    what was expected for integer tensors, wrong shapes or channel counts, empty batches, NaN/Inf and values
+    outside [0, 1].
+    """
+    if not isinstance(images, torch.Tensor):
+        raise TypeError(f'{name}: expected a torch.Tensor of shape (B, 3, H, W) with floats in [0, 1]; '
+                        f'got {type(images).__name__}')
+    if not images.is_floating_point():
+        hint = ' (divide uint8 images by 255)' if images.dtype == torch.uint8 else ''
+        raise TypeError(f'{name}: expected a floating-point tensor with values in [0, 1]; got dtype '
+                        f'{images.dtype}{hint}')
+    if images.dim() == 3:
+        images = images.unsqueeze(0)
+    if images.dim() != 4:
+        raise ValueError(f'{name}: expected shape (B, 3, H, W) or (3, H, W); got {tuple(images.shape)}')
+    if images.shape[0] == 0:
+        raise ValueError(f'{name}: the batch is empty (shape {tuple(images.shape)}); give at least one image')
+    if images.shape[1] != 3:
+        raise ValueError(f'{name}: expected 3 (RGB) channels in dim 1; got {images.shape[1]} in shape '
+                         f'{tuple(images.shape)} (convert grayscale/RGBA to RGB first)')
+    if images.shape[2] < 1 or images.shape[3] < 1:
+        raise ValueError(f'{name}: empty spatial size {tuple(images.shape[2:])}')
+    finite = torch.isfinite(images)
+    if not bool(finite.all()):
+        bad = int((~finite).sum())
+        raise ValueError(f'{name}: {bad} value(s) are NaN or Inf; expected finite values in [0, 1]')
+    lo, hi = float(images.min()), float(images.max())
+    if lo < 0.0 or hi > 1.0:
+        hint = ' (it looks like 0-255 data: divide by 255)' if hi > 1.0 and hi <= 255.0 and lo >= 0 else ''
+        raise ValueError(f'{name}: values must lie in [0, 1]; got min {lo:.4g}, max {hi:.4g}{hint}')
+    return images
+
+
+def resize_short_side(images: torch.Tensor, min_size: Optional[int]) -> torch.Tensor:
+    """Upscale so the short side is at least ``min_size`` (no-op when it already is, or ``min_size`` is None)."""
+    if not min_size:
+        return images
+    h, w = images.shape[-2:]
+    if min(h, w) >= min_size:
+        return images
+    scale = min_size / min(h, w)
+    size = (max(min_size, round(h * scale)), max(min_size, round(w * scale)))
+    return F.interpolate(images, size=size, mode='bicubic', align_corners=False).clamp_(0, 1)
+
+
+def pad_to_multiple(images: torch.Tensor, divisor: int) -> Tuple[torch.Tensor, Tuple[int, int]]:
+    """Pad bottom/right to a multiple of ``divisor`` by reflection (replication where reflection can't reach)."""
+    h, w = images.shape[-2:]
+    ph, pw = (-h) % divisor, (-w) % divisor
+    if ph or pw:
+        mode = 'reflect' if ph < h and pw < w else 'replicate'
+        images = F.pad(images, (0, pw, 0, ph), mode=mode)
+    return images, (h, w)
+
+
+def resize_to(images: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
+    if tuple(images.shape[-2:]) == tuple(size):
+        return images
+    return F.interpolate(images, size=size, mode='bicubic', align_corners=False, antialias=True)

@@ -1,0 +1,177 @@
+"""The frozen diffusion prior of UniRestore: SD-Turbo's VAE, UNet and schedulers, and the empty-prompt embedding.
+
+Real weights come from a local diffusers folder (``DiffusionPrior.from_pretrained(path)``, with the usual
+``vae/``, ``unet/`` and ``scheduler/`` sub-folders).  The same code builds a prior of the same architecture with
+random weights from config dicts (``DiffusionPrior.from_config``), for tests, CPU runs and timing.
+
+The UNet never sees text: it always receives one fixed embedding of the empty prompt.  That embedding is read
+from a file (``.safetensors`` with key ``null_embedding``, or a ``.pt`` tensor), from
+``<folder>/null_embedding.safetensors``, or computed once with the folder's text encoder (needs
+``transformers``) and then cached in that file when the folder is writable.
+"""
+import os
+import os.path as osp
+import tempfile
+from typing import Any, Dict, Optional, Union
+
+import torch
+from diffusers import AutoencoderKL, DDIMScheduler, DDPMScheduler, UNet2DConditionModel
+from torch import nn
+
+NULL_EMBEDDING_FILE = 'null_embedding.safetensors'
+
+# Scheduler settings shared by SD 2.1 and SD-Turbo.  "trailing" spacing makes a 1-step DDIM start at t=999.
+SD_SCHEDULER = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule='scaled_linear',
+                    prediction_type='epsilon', clip_sample=False, set_alpha_to_one=False, steps_offset=1,
+                    timestep_spacing='trailing')
+
+
+def _atomic_save_safetensors(tensors: Dict[str, torch.Tensor], path: str) -> None:
+    from safetensors.torch import save_file
+    fd, tmp = tempfile.mkstemp(dir=osp.dirname(path) or '.', suffix='.tmp')
+    os.close(fd)
+    try:
+        save_file({k: v.contiguous() for k, v in tensors.items()}, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def load_null_embedding(path: str) -> torch.Tensor:
+    """Read an empty-prompt embedding of shape (1, tokens, dim) from a .safetensors or .pt file."""
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'null_embedding: no file at {path!r}')
+    if path.endswith('.safetensors'):
+        from safetensors.torch import load_file
+        tensors = load_file(path)
+        if 'null_embedding' not in tensors:
+            raise ValueError(f'null_embedding: {path!r} has keys {sorted(tensors)}, expected "null_embedding"')
+        emb = tensors['null_embedding']
+    else:
+        emb = torch.load(path, map_location='cpu', weights_only=True)
+    if not isinstance(emb, torch.Tensor) or emb.dim() not in (2, 3):
+        raise ValueError(f'null_embedding: {path!r} must hold a (tokens, dim) or (1, tokens, dim) tensor')
+    return emb[None] if emb.dim() == 2 else emb[:1]
+
+
+def compute_null_embedding(folder: str) -> torch.Tensor:
+    """Encode the empty prompt with the folder's CLIP text encoder (``tokenizer/`` and ``text_encoder/``)."""
+    try:
+        from transformers import CLIPTextModel, CLIPTokenizer
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            f'the diffusers folder {folder!r} has no {NULL_EMBEDDING_FILE}; computing it once needs '
+            '`pip install transformers`, or pass null_embedding=<file>') from e
+    tokenizer = CLIPTokenizer.from_pretrained(folder, subfolder='tokenizer')
+    encoder = CLIPTextModel.from_pretrained(folder, subfolder='text_encoder')
+    ids = tokenizer([''], padding='max_length', max_length=tokenizer.model_max_length, truncation=True,
+                    return_tensors='pt').input_ids
+    with torch.no_grad():
+        return encoder(ids)[0].float()
+
+
+class DiffusionPrior(nn.Module):
+    """Frozen VAE + UNet + DDPM/DDIM schedulers + the empty-prompt embedding.
+
+    The prior is always frozen (``requires_grad=False``) and kept in eval mode.
+    """
+
+    def __init__(self, vae: AutoencoderKL, unet: UNet2DConditionModel, scheduler_config: Dict[str, Any],
+                 null_embedding: torch.Tensor, source: Optional[str] = None):
+        super().__init__()
+        self.vae = vae
+        self.unet = unet
+        cfg = dict(scheduler_config)
+        cfg['timestep_spacing'] = 'trailing'  # sampling always starts at the last training timestep
+        self.ddpm = DDPMScheduler.from_config(cfg)
+        self.ddim_config = DDIMScheduler.from_config(cfg).config
+        cross = unet.config.cross_attention_dim
+        if null_embedding.shape[-1] != cross:
+            raise ValueError(f'null embedding width {null_embedding.shape[-1]} does not match the UNet\'s '
+                             f'cross_attention_dim {cross}')
+        self.register_buffer('null_embedding', null_embedding.float(), persistent=False)
+        self.source = source
+        self.requires_grad_(False)
+        self.eval()
+
+    # -- construction -------------------------------------------------------------------------------------
+    @classmethod
+    def from_config(cls, vae: Dict[str, Any], unet: Dict[str, Any], scheduler: Optional[Dict[str, Any]] = None,
+                    seed: int = 0, null_tokens: int = 77) -> 'DiffusionPrior':
+        """A prior with random weights (deterministic from ``seed``) and a random fixed null embedding."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            vae_model = AutoencoderKL(**vae)
+            unet_model = UNet2DConditionModel(**unet)
+            dim = unet_model.config.cross_attention_dim
+            device = next(unet_model.parameters()).device
+            null = torch.randn(1, null_tokens, dim, device='cpu').to(device) if device.type != 'meta' \
+                else torch.empty(1, null_tokens, dim, device='meta')
+        return cls(vae_model, unet_model, scheduler or SD_SCHEDULER, null, source=None)
+
+    @classmethod
+    def from_pretrained(cls, path: str, null_embedding: Optional[str] = None,
+                        torch_dtype: Optional[torch.dtype] = None) -> 'DiffusionPrior':
+        """Load VAE, UNet and scheduler from a local diffusers folder (``vae/``, ``unet/``, ``scheduler/``)."""
+        if not osp.isdir(path):
+            raise FileNotFoundError(
+                f'prior: {path!r} is not a folder; expected a local diffusers model folder (e.g. a copy of '
+                'stabilityai/sd-turbo) with vae/, unet/ and scheduler/ sub-folders')
+        missing = [sub for sub in ('vae', 'unet') if not osp.isdir(osp.join(path, sub))]
+        if missing:
+            raise FileNotFoundError(f'prior: {path!r} lacks the sub-folder(s) {missing}')
+        kwargs = dict(torch_dtype=torch_dtype) if torch_dtype is not None else {}
+        vae = AutoencoderKL.from_pretrained(path, subfolder='vae', local_files_only=True, **kwargs)
+        unet = UNet2DConditionModel.from_pretrained(path, subfolder='unet', local_files_only=True, **kwargs)
+        if osp.isdir(osp.join(path, 'scheduler')):
+            sched = dict(DDPMScheduler.load_config(path, subfolder='scheduler', local_files_only=True))
+            sched = {k: v for k, v in sched.items() if not k.startswith('_')}
+        else:
+            sched = dict(SD_SCHEDULER)
+
+        cached = osp.join(path, NULL_EMBEDDING_FILE)
+        if null_embedding is not None:
+            emb = load_null_embedding(null_embedding)
+        elif osp.isfile(cached):
+            emb = load_null_embedding(cached)
+        else:
+            emb = compute_null_embedding(path)
+            if os.access(path, os.W_OK):
+                _atomic_save_safetensors({'null_embedding': emb}, cached)
+        return cls(vae, unet, sched, emb, source=path)
+
+    @classmethod
+    def build(cls, cfg: Union[Dict[str, Any], 'DiffusionPrior']) -> 'DiffusionPrior':
+        """From ``dict(pretrained=path, null_embedding=None)`` or ``dict(vae=..., unet=..., scheduler=..., seed=0)``.
+
+        A ``pretrained`` of ``None`` means random weights from the architecture configs.
+        """
+        if isinstance(cfg, DiffusionPrior):
+            return cfg
+        cfg = dict(cfg)
+        path = cfg.pop('pretrained', None)
+        if path is not None:
+            return cls.from_pretrained(osp.expanduser(str(path)), null_embedding=cfg.get('null_embedding'))
+        cfg.pop('null_embedding', None)
+        return cls.from_config(**cfg)
+
+    # -- behaviour ----------------------------------------------------------------------------------------
+    def train(self, mode: bool = True) -> 'DiffusionPrior':
+        return super().train(False)  # frozen: BN/dropout-free anyway, but never in training mode
+
+    @property
+    def scaling_factor(self) -> float:
+        return self.vae.config.scaling_factor
+
+    @property
+    def size_divisor(self) -> int:
+        """Image sizes must be multiples of this: the VAE's /8 times the UNet's downsampling."""
+        vae_factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
+        unet_factor = 2 ** (len(self.unet.config.block_out_channels) - 1)
+        return vae_factor * unet_factor
+
+    def ddim(self) -> DDIMScheduler:
+        """A fresh DDIM scheduler (sampling never mutates shared state)."""
+        return DDIMScheduler.from_config(self.ddim_config)

@@ -1,0 +1,296 @@
+"""UniRestore (Chen et al., "UniRestore: Unified Perceptual and Task-Oriented Image Restoration Model Using
+Diffusion Prior", CVPR 2025) on diffusers components.
+
+Inference on a degraded image ``x`` in [0, 1] (DESIGN §2):
+
+1. optionally upscale so the short side is at least ``min_size``; pad H and W to the prior's size divisor;
+2. ``z0, skips = encode(x)``: the VAE encoder with CFRM restores features, keeps them as skips;
+3. ``z_t = ddpm.add_noise(z0, noise, 999)``;
+4. each DDIM step (1-4): ``eps = UNet(z_t, t, null_embedding)`` with skip connections adapted by
+   ``Controller(z0, t)``; ``z_t = ddim.step(eps, t, z_t)``;
+5. ``decode(z_t, skips, task)``: the VAE decoder with the TFAs under the task prompt; crop and resize back.
+
+The restore path is a function of (images, task, steps, generator) with no hidden state, so tiling, precision
+and batching can wrap it.
+"""
+import json
+import os
+import os.path as osp
+import tempfile
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+import torch
+from diffusers.utils.torch_utils import randn_tensor
+from torch import nn
+
+from ..registry import MODELS
+from .autoencoder import EncoderOutput, decode_with_tfa, encode_with_cfrm, needs_grad
+from .cfrm import CFRM
+from .controller import Controller
+from .image_ops import check_images, pad_to_multiple, resize_short_side, resize_to
+from .presets import get_preset, merge_config
+from .prior import DiffusionPrior
+from .skip_adapters import SkipAdapters, check_unet_supported, controlled_unet_forward, unet_skip_channels
+from .tfa import TaskFeatureAdapters, TaskPromptBank
+
+CONFIG_NAME = 'config.json'
+WEIGHTS_NAME = 'model.safetensors'
+MAX_STEPS = 4
+# The restorer's own, trainable parts (everything but the prior).
+PARTS = ('cfrm', 'controller', 'skip_adapters', 'tfa', 'prompts')
+
+
+@dataclass
+class UniRestoreOutput:
+    """``image``: restored batch in [0, 1] (unclamped, padded size); ``latent``: the sampled latent;
+    ``encoded``: the CFRM encoder's output (``z0`` and the skips)."""
+
+    image: torch.Tensor
+    latent: torch.Tensor
+    encoded: EncoderOutput
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    return obj
+
+
+@MODELS.register_module()
+class UniRestore(nn.Module):
+    """The UniRestore restorer: frozen SD prior + CFRM + Controller + skip adapters + TFAs + task prompts.
+
+    Args:
+        preset: ``'sd-turbo'`` or ``'tiny'``; the other arguments override its entries.
+        prior: ``dict(pretrained='/local/diffusers/folder')`` for real weights, or architecture configs
+            (``vae``, ``unet``, ``scheduler``, ``seed``) for a random prior, or a built :class:`DiffusionPrior`.
+        cfrm, controller: overrides of the preset's CFRM and Controller settings.
+        tasks: names of the task prompts.
+        min_size: default short-side policy of :meth:`restore` (``None``: never upscale).
+
+    Example::
+
+        model = UniRestore(preset='sd-turbo', prior=dict(pretrained='/models/sd-turbo'))
+        model.load_weights('work_dirs/unirestore.safetensors')
+        out = model.restore(images, task='cls', num_steps=1)   # images: (B, 3, H, W) floats in [0, 1]
+    """
+
+    def __init__(self, preset: str = 'tiny', prior: Union[Dict[str, Any], DiffusionPrior, None] = None,
+                 cfrm: Optional[Dict[str, Any]] = None, controller: Optional[Dict[str, Any]] = None,
+                 tasks: Optional[Sequence[str]] = None, prompt_len: Optional[int] = None,
+                 min_size: Union[int, None, str] = 'preset'):
+        super().__init__()
+        override: Dict[str, Any] = {}
+        if isinstance(prior, dict):
+            override['prior'] = prior
+        for key, value in dict(cfrm=cfrm, controller=controller, tasks=tasks, prompt_len=prompt_len).items():
+            if value is not None:
+                override[key] = value
+        if min_size != 'preset':
+            override['min_size'] = min_size
+        config = merge_config(get_preset(preset), override)
+        config['preset'] = preset
+
+        self.prior = prior if isinstance(prior, DiffusionPrior) else DiffusionPrior.build(config['prior'])
+        if isinstance(prior, DiffusionPrior):
+            config['prior'] = dict(pretrained=prior.source)
+        check_unet_supported(self.prior.unet)
+        vae_cfg, unet_cfg = self.prior.vae.config, self.prior.unet.config
+
+        enc_channels = list(vae_cfg.block_out_channels)
+        taps = enc_channels[:-1]  # CFRM after every encoder down block but the last
+        self.cfrm = CFRM(taps, **config['cfrm'])
+        self.controller = Controller(in_channels=vae_cfg.latent_channels, **config['controller'])
+        self.skip_adapters = SkipAdapters(unet_skip_channels(unet_cfg), cond_channels=self.controller.out_channels)
+        dec_in = list(reversed(enc_channels))  # decoder up block i reads dec_in[max(i-1, 0)] channels
+        x_channels = [dec_in[max(i - 1, 0)] for i in range(len(taps))]
+        self.tfa = TaskFeatureAdapters(x_channels, list(reversed(taps)), prompt_len=config['prompt_len'])
+        self.prompts = TaskPromptBank(config['tasks'], prompt_len=config['prompt_len'], dim=self.tfa.prompt_dim)
+        self.config = config
+        self.min_size = config['min_size']
+        self._prior_keys = tuple('prior.' + k for k in self.prior.state_dict())
+        # checkpoints hold the restorer's own modules; the prior stays in its folder
+        self.register_state_dict_post_hook(_drop_prior_keys)
+        self.register_load_state_dict_post_hook(_ignore_missing_prior_keys)
+
+    # -- bookkeeping --------------------------------------------------------------------------------------
+    @property
+    def tasks(self) -> List[str]:
+        return list(self.prompts.tasks)
+
+    @property
+    def size_divisor(self) -> int:
+        return self.prior.size_divisor
+
+    def add_task(self, name: str, init_from: Optional[str] = None) -> nn.Parameter:
+        """Add a learnable prompt for a new task (zeros, or a copy of ``init_from``'s prompt)."""
+        param = self.prompts.add_task(name, init_from=init_from)
+        self.config['tasks'] = self.tasks
+        return param
+
+    def set_trainable(self, parts: Sequence[str] = PARTS, prompts: Optional[Sequence[str]] = None) -> None:
+        """Train only ``parts`` (of :data:`PARTS`); with ``prompts`` given, only those task prompts learn."""
+        unknown = set(parts) - set(PARTS)
+        if unknown:
+            raise ValueError(f'unknown trainable part(s) {sorted(unknown)}; choose from {list(PARTS)}')
+        for part in PARTS:
+            getattr(self, part).requires_grad_(part in parts)
+        if prompts is not None:
+            for task in prompts:
+                self.prompts[task]  # raises for unknown tasks
+            for task, p in self.prompts.prompts.items():
+                p.requires_grad_('prompts' in parts and task in prompts)
+        self.prior.requires_grad_(False)
+
+    # -- the model ----------------------------------------------------------------------------------------
+    def encode(self, images: torch.Tensor, generator: Optional[torch.Generator] = None) -> EncoderOutput:
+        """``images`` in [0, 1], padded to :attr:`size_divisor` -> scaled latent ``z0`` and the CFRM skips."""
+        return encode_with_cfrm(self.prior.vae, self.cfrm, images * 2 - 1, generator=generator)
+
+    def predict_noise(self, latent: torch.Tensor, timesteps: torch.Tensor, z0: torch.Tensor) -> torch.Tensor:
+        """The frozen UNet's noise prediction with its skips adapted by the Controller's maps of ``z0``."""
+        b = latent.shape[0]
+        with torch.set_grad_enabled(needs_grad(latent, z0, self.controller, self.skip_adapters)):
+            control = self.controller(z0, timesteps)
+            null = self.prior.null_embedding.to(latent.dtype).expand(b, -1, -1)
+            return controlled_unet_forward(self.prior.unet, latent, timesteps, null, control, self.skip_adapters)
+
+    def sample(self, z0: torch.Tensor, num_steps: int = 1,
+               generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """DDIM from t=999 (``num_steps`` in 1-4) starting at ``add_noise(z0, noise, 999)``."""
+        if not isinstance(num_steps, int) or not 1 <= num_steps <= MAX_STEPS:
+            raise ValueError(f'num_steps must be an int in 1..{MAX_STEPS}; got {num_steps!r}')
+        ddim = self.prior.ddim()
+        ddim.set_timesteps(num_steps, device=z0.device)
+        b = z0.shape[0]
+        noise = randn_tensor(z0.shape, generator=generator, device=z0.device, dtype=z0.dtype)
+        t0 = ddim.timesteps[:1].expand(b)
+        z = self.prior.ddpm.add_noise(z0, noise, t0)
+        for t in ddim.timesteps:
+            eps = self.predict_noise(z, t.expand(b), z0)
+            z = ddim.step(eps, t, z).prev_sample
+        return z
+
+    def decode(self, latent: torch.Tensor, skips: List[torch.Tensor], task: str) -> torch.Tensor:
+        """Decode with the TFAs under ``task``'s prompt; returns an image in [0, 1] (unclamped)."""
+        prompt = self.prompts[task]
+        return (decode_with_tfa(self.prior.vae, self.tfa, latent, skips, prompt) + 1) / 2
+
+    def forward(self, images: torch.Tensor, task: str = 'ir', num_steps: int = 1,
+                generator: Optional[torch.Generator] = None) -> UniRestoreOutput:
+        """One restore pass on a batch already padded to :attr:`size_divisor` (no input checks, no cropping)."""
+        self.prompts[task]  # fail before any compute on an unknown task
+        encoded = self.encode(images, generator=generator)
+        latent = self.sample(encoded.latent, num_steps=num_steps, generator=generator)
+        return UniRestoreOutput(image=self.decode(latent, encoded.skips, task), latent=latent, encoded=encoded)
+
+    @torch.no_grad()
+    def restore(self, images: torch.Tensor, task: str = 'ir', num_steps: int = 1,
+                min_size: Union[int, None, str] = 'default', generator: Optional[torch.Generator] = None,
+                seed: Optional[int] = None) -> torch.Tensor:
+        """Restore float images in [0, 1] of any size: (B, 3, H, W) or (3, H, W) in, same shape out, in [0, 1].
+
+        ``min_size``: upscale so the short side is at least this before restoring (default: the preset's,
+        512 for ``sd-turbo``); ``seed`` or ``generator`` make the result repeatable.
+        """
+        single = isinstance(images, torch.Tensor) and images.dim() == 3
+        x = check_images(images)
+        self.prompts[task]
+        if generator is None and seed is not None:
+            generator = torch.Generator(device=self._device()).manual_seed(int(seed))
+        size = tuple(x.shape[-2:])
+        param = next(self.cfrm.parameters())
+        x = x.to(device=param.device, dtype=param.dtype)
+        x = resize_short_side(x, self.min_size if min_size == 'default' else min_size)
+        scaled = tuple(x.shape[-2:])
+        x, _ = pad_to_multiple(x, self.size_divisor)
+        out = self.forward(x, task=task, num_steps=num_steps, generator=generator).image
+        out = resize_to(out[..., :scaled[0], :scaled[1]], size).clamp_(0, 1)
+        out = out.to(images.dtype)
+        return out[0] if single else out
+
+    def _device(self) -> torch.device:
+        return next(self.cfrm.parameters()).device
+
+    # -- persistence --------------------------------------------------------------------------------------
+    def save_pretrained(self, save_directory: str) -> None:
+        """Write ``config.json`` and ``model.safetensors`` (the restorer's own weights, not the prior)."""
+        from safetensors.torch import save_file
+        os.makedirs(save_directory, exist_ok=True)
+        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+        config = _jsonable(dict(self.config, tasks=self.tasks))
+        for name, write in ((WEIGHTS_NAME, lambda p: save_file(state, p, metadata={'format': 'pt'})),
+                            (CONFIG_NAME, lambda p: _write_json(config, p))):
+            path = osp.join(save_directory, name)
+            fd, tmp = tempfile.mkstemp(dir=save_directory, prefix=f'.{name}.', suffix='.tmp')
+            os.close(fd)
+            try:
+                write(tmp)
+                os.replace(tmp, path)
+            except BaseException:
+                if osp.exists(tmp):
+                    os.remove(tmp)
+                raise
+
+    @classmethod
+    def from_pretrained(cls, directory: str, prior: Union[Dict[str, Any], DiffusionPrior, str, None] = None,
+                        map_location: Union[str, torch.device] = 'cpu') -> 'UniRestore':
+        """Rebuild from :meth:`save_pretrained`'s folder; ``prior`` (a diffusers folder path, a config dict or a
+        built prior) replaces the saved prior setting, e.g. when the SD folder lives elsewhere."""
+        cfg_path = osp.join(directory, CONFIG_NAME)
+        if not osp.isfile(cfg_path):
+            raise FileNotFoundError(f'UniRestore.from_pretrained: no {CONFIG_NAME} in {directory!r}')
+        with open(cfg_path, encoding='utf-8') as f:
+            config = json.load(f)
+        if isinstance(prior, str):
+            prior = dict(pretrained=prior)
+        model = cls(preset=config['preset'], prior=prior if prior is not None else config['prior'],
+                    cfrm=config['cfrm'], controller=config['controller'], tasks=config['tasks'],
+                    prompt_len=config['prompt_len'], min_size=config['min_size'])
+        model.load_weights(osp.join(directory, WEIGHTS_NAME), map_location=map_location)
+        return model
+
+    def load_weights(self, path: str, map_location: Union[str, torch.device] = 'cpu', strict: bool = True) -> None:
+        """Load restorer weights from a ``.safetensors`` file or a ``weights_only`` torch checkpoint
+        (a bare state dict, or MMEngine's ``{'state_dict': ...}``)."""
+        if not osp.isfile(path):
+            raise FileNotFoundError(f'UniRestore weights: no file at {path!r}')
+        if path.endswith('.safetensors'):
+            from safetensors.torch import load_file
+            state = load_file(path, device=str(map_location))
+        else:
+            state = torch.load(path, map_location=map_location, weights_only=True)
+            state = state.get('state_dict', state)
+        own = set(self.state_dict())
+        missing = sorted(own - set(state))
+        unexpected = sorted(k for k in set(state) - own if not k.startswith('prior.'))
+        if strict and (missing or unexpected):
+            raise ValueError(
+                f'UniRestore weights {path!r} do not match this model (preset {self.config["preset"]!r}, tasks '
+                f'{self.tasks}): {len(missing)} missing keys {missing[:5]}, {len(unexpected)} unexpected keys '
+                f'{unexpected[:5]}')
+        shapes = [(k, tuple(state[k].shape), tuple(v.shape)) for k, v in self.state_dict().items()
+                  if k in state and state[k].shape != v.shape]
+        if shapes:
+            raise ValueError(f'UniRestore weights {path!r}: shape mismatch (key, file, model): {shapes[:5]}')
+        self.load_state_dict({k: v for k, v in state.items() if k in own}, strict=False)
+
+
+def _write_json(obj, path: str) -> None:
+    with open(path, 'w', encoding='utf-8') as f:
+        json.dump(obj, f, indent=2, sort_keys=True)
+        f.write('\n')
+
+
+def _drop_prior_keys(module: UniRestore, state_dict, prefix: str, local_metadata) -> None:
+    for key in [k for k in state_dict if k.startswith(prefix + 'prior.')]:
+        del state_dict[key]
+
+
+def _ignore_missing_prior_keys(module: UniRestore, incompatible_keys) -> None:
+    missing = incompatible_keys.missing_keys
+    prior = module._prior_keys
+    missing[:] = [k for k in missing if not any(k == p or k.endswith('.' + p) for p in prior)]
