@@ -92,3 +92,12 @@ def test_random_prior_is_deterministic():
     assert torch.equal(a.prior.null_embedding, b.prior.null_embedding)
     c = UniRestore('tiny', prior=dict(seed=1))
     assert not torch.equal(a.prior.unet.conv_in.weight, c.prior.unet.conv_in.weight)
+
+
+def test_built_prior_is_recorded_in_config(tmp_path):
+    prior = DiffusionPrior.from_config(**{k: v for k, v in get_preset('tiny')['prior'].items() if k not in ('pretrained', 'seed')},
+                                       seed=5)
+    model = UniRestore('tiny', prior=prior)
+    model.save_pretrained(str(tmp_path))
+    again = UniRestore.from_pretrained(str(tmp_path))
+    assert torch.equal(again.prior.unet.conv_in.weight, prior.unet.conv_in.weight)

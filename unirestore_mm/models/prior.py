@@ -93,6 +93,8 @@ class DiffusionPrior(nn.Module):
                              f'cross_attention_dim {cross}')
         self.register_buffer('null_embedding', null_embedding.float(), persistent=False)
         self.source = source
+        # how to rebuild this prior (saved in a restorer's config.json)
+        self.build_config: Dict[str, Any] = dict(pretrained=source)
         self.requires_grad_(False)
         self.eval()
 
@@ -109,7 +111,10 @@ class DiffusionPrior(nn.Module):
             device = next(unet_model.parameters()).device
             null = torch.randn(1, null_tokens, dim, device='cpu').to(device) if device.type != 'meta' \
                 else torch.empty(1, null_tokens, dim, device='meta')
-        return cls(vae_model, unet_model, scheduler or SD_SCHEDULER, null, source=None)
+        prior = cls(vae_model, unet_model, scheduler or SD_SCHEDULER, null, source=None)
+        prior.build_config = dict(pretrained=None, vae=dict(vae), unet=dict(unet),
+                                  scheduler=dict(scheduler or SD_SCHEDULER), seed=seed, null_tokens=null_tokens)
+        return prior
 
     @classmethod
     def from_pretrained(cls, path: str, null_embedding: Optional[str] = None,
@@ -140,7 +145,9 @@ class DiffusionPrior(nn.Module):
             emb = compute_null_embedding(path)
             if os.access(path, os.W_OK):
                 _atomic_save_safetensors({'null_embedding': emb}, cached)
-        return cls(vae, unet, sched, emb, source=path)
+        prior = cls(vae, unet, sched, emb, source=path)
+        prior.build_config = dict(pretrained=path, null_embedding=null_embedding)
+        return prior
 
     @classmethod
     def build(cls, cfg: Union[Dict[str, Any], 'DiffusionPrior']) -> 'DiffusionPrior':

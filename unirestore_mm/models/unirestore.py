@@ -95,8 +95,7 @@ class UniRestore(nn.Module):
         config['preset'] = preset
 
         self.prior = prior if isinstance(prior, DiffusionPrior) else DiffusionPrior.build(config['prior'])
-        if isinstance(prior, DiffusionPrior):
-            config['prior'] = dict(pretrained=prior.source)
+        config['prior'] = self.prior.build_config
         check_unet_supported(self.prior.unet)
         vae_cfg, unet_cfg = self.prior.vae.config, self.prior.unet.config
 
