@@ -46,8 +46,9 @@ for a in "$@"; do [ "$a" = "-std=c++17" ] && a="-std=c++20"; args+=("$a"); done
 exec "${REAL_CXX:-g++}" "${args[@]}"
 WRAP
         chmod +x "$BUILD/cxx"
+        REAL="${CXX:-g++}"
         # Build into a temporary folder and move the wheel in only when complete (never a half wheel).
-        CXX="$BUILD/cxx" REAL_CXX="${CXX:-g++}" MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-$(nproc)} \
+        CXX="$BUILD/cxx" REAL_CXX="$REAL" MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-$(nproc)} \
             "$PY" -m pip wheel "mmcv==$MMCV_VERSION" --no-build-isolation --no-deps \
             --disable-pip-version-check -w "$BUILD/out"
         mv "$BUILD"/out/mmcv-*.whl "$WHEEL_DIR/"
