@@ -13,3 +13,4 @@ __all__ = [
     'UniRestore', 'UniRestoreOutput', 'controlled_unet_forward', 'decode_with_tfa', 'encode_with_cfrm',
     'get_preset',
 ]
+from .restorer_model import PairedDataPreprocessor, UniRestoreModel, build_restorer, load_restorer_weights  # noqa: E402,F401

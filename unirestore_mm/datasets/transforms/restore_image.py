@@ -1,0 +1,160 @@
+"""``RestoreImage``: restore ``results['img']`` with UniRestore inside any data pipeline (DESIGN §5).
+
+The downstream model need not be an OpenMMLab one: the transform only reads and writes a numpy image, keeping
+what mmcv pipelines carry (``H x W x C``, BGR by default, its dtype and value range), so it slots in after
+``LoadImageFromFile`` (and a degradation, for benchmarks) and before any resize, normalisation or packing::
+
+    test_pipeline = [
+        dict(type='LoadImageFromFile'),
+        dict(type='unirestore_mm.RestoreImage', restorer=dict(preset='tiny'), checkpoint='restorer.safetensors',
+             task='cls', device='cpu'),
+        dict(type='PackInputs'),
+    ]
+
+The restorer is built on first use, once per process (so once per dataloader worker), and shared by every
+``RestoreImage`` of that process with the same restorer, checkpoint and device.  Pickling the transform (to
+start spawned workers) leaves the model behind.
+"""
+import copy
+import json
+import threading
+from typing import Dict, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from unirestore_mm.registry import TRANSFORMS
+
+_CACHE: Dict[Tuple[str, Optional[str], str], object] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def _cache_key(restorer, checkpoint, device) -> Tuple[str, Optional[str], str]:
+    spec = restorer if isinstance(restorer, str) else json.dumps(restorer, sort_keys=True, default=repr)
+    return spec, checkpoint, str(device)
+
+
+def clear_restorer_cache() -> None:
+    """Drop the restorers that :class:`RestoreImage` built in this process."""
+    with _CACHE_LOCK:
+        _CACHE.clear()
+
+
+@TRANSFORMS.register_module()
+class RestoreImage:
+    """Restore the image under ``keys`` with a UniRestore task prompt.
+
+    Args:
+        restorer: a UniRestore config (``dict(preset='tiny')``; ``type`` optional) or a
+            :meth:`~unirestore_mm.models.UniRestore.save_pretrained` folder.
+        checkpoint: restorer weights (``.safetensors``, a folder, or a checkpoint of ``UniRestoreModel`` or of
+            a recognizer around ``RestoredBackbone``).
+        task: the task prompt (``'ir'`` for people, ``'cls'``, ``'seg'``, or any trained one).
+        num_steps: DDIM steps (1-4).
+        device: where the restorer runs (``'cpu'``, ``'cuda'``, ``'cuda:1'``).
+        min_size: short-side policy of :meth:`UniRestore.restore` (``'default'``: the preset's).
+        seed: seed of the sampling noise (a fixed seed restores an image the same way every time); ``None`` for
+            fresh noise.
+        channel_order: ``'bgr'`` (mmcv's loading) or ``'rgb'``.
+        keys: image keys to restore.
+        lazy: build the restorer on the first image (default) rather than in ``__init__``.
+
+    Images keep their shape, dtype and range: ``uint8`` (0-255), ``uint16`` (0-65535), floats in 0-255 (mmcv's
+    ``to_float32``).  Gray images are restored as RGB and turned back to gray; an alpha channel is kept.
+    ``results['restoration']`` records the task and steps.
+    """
+
+    def __init__(self, restorer: Union[dict, str] = dict(preset='tiny'), checkpoint: Optional[str] = None,
+                 task: str = 'ir', num_steps: int = 1, device: str = 'cpu', min_size: Union[int, None, str] = 'default',
+                 seed: Optional[int] = 0, channel_order: str = 'bgr', keys: Sequence[str] = ('img', ),
+                 lazy: bool = True):
+        if not isinstance(restorer, (dict, str)):
+            raise TypeError(f'restorer must be a config dict or a save_pretrained folder, got {type(restorer).__name__}')
+        if channel_order not in ('bgr', 'rgb'):
+            raise ValueError(f"channel_order must be 'bgr' or 'rgb', got {channel_order!r}")
+        if not isinstance(num_steps, int) or not 1 <= num_steps <= 4:
+            raise ValueError(f'num_steps must be an int in 1..4, got {num_steps!r}')
+        self.restorer = copy.deepcopy(restorer)
+        self.checkpoint, self.task, self.num_steps = checkpoint, task, num_steps
+        self.device, self.min_size, self.seed = str(device), min_size, seed
+        self.channel_order = channel_order
+        self.keys = [keys] if isinstance(keys, str) else list(keys)
+        self._model = None
+        if not lazy:
+            self.model  # build now: bad configs, checkpoints and tasks fail here
+
+    # -- the model, once per process -------------------------------------------------------------------------
+    @property
+    def model(self):
+        if self._model is None:
+            key = _cache_key(self.restorer, self.checkpoint, self.device)
+            with _CACHE_LOCK:
+                model = _CACHE.get(key)
+                if model is None:
+                    from unirestore_mm.models.restorer_model import build_restorer
+                    model = build_restorer(self.restorer, self.checkpoint).to(self.device).eval()
+                    _CACHE[key] = model
+            model.prompts[self.task]  # unknown task: ValueError listing the known ones
+            self._model = model
+        return self._model
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state['_model'] = None
+        return state
+
+    # -- the transform ---------------------------------------------------------------------------------------
+    def restore_array(self, img: np.ndarray) -> np.ndarray:
+        """Restore one ``H x W [x C]`` image, keeping its shape, dtype, range and channel order."""
+        import torch
+        if not isinstance(img, np.ndarray):
+            raise TypeError(f'RestoreImage: expected a numpy image, got {type(img).__name__}')
+        if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] not in (1, 3, 4)) or min(img.shape[:2]) < 1:
+            raise ValueError(f'RestoreImage: expected an H x W, H x W x 1, 3 or 4 image, got shape {img.shape}')
+        dtype = img.dtype
+        if dtype == np.uint8:
+            peak = 255.0
+        elif dtype == np.uint16:
+            peak = 65535.0
+        elif np.issubdtype(dtype, np.floating):
+            peak = 255.0  # mmcv's float pipelines keep the 0-255 range
+        else:
+            raise TypeError(f'RestoreImage: unsupported image dtype {dtype} (uint8, uint16 or float)')
+        x = img.astype(np.float32)
+        if not np.isfinite(x).all():
+            raise ValueError('RestoreImage: the image has NaN or Inf values')
+        gray = x.ndim == 2 or x.shape[2] == 1
+        alpha = x[..., 3:] if (x.ndim == 3 and x.shape[2] == 4) else None
+        rgb = np.repeat(x.reshape(x.shape[0], x.shape[1], 1), 3, axis=2) if gray else x[..., :3]
+        if self.channel_order == 'bgr' and not gray:
+            rgb = rgb[..., ::-1]
+        t = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)) / peak).clamp_(0, 1)
+        model = self.model
+        out = model.restore(t.to(self.device), task=self.task, num_steps=self.num_steps, min_size=self.min_size,
+                            seed=self.seed)
+        out = out.float().cpu().numpy().transpose(1, 2, 0) * peak
+        if self.channel_order == 'bgr' and not gray:
+            out = out[..., ::-1]
+        if gray:
+            out = out.mean(axis=2, keepdims=img.ndim == 3)
+        elif alpha is not None:
+            out = np.concatenate([out, alpha], axis=2)
+        if np.issubdtype(dtype, np.integer):
+            out = np.clip(np.rint(out), 0, peak)
+        return np.ascontiguousarray(out.astype(dtype))
+
+    def transform(self, results: dict) -> dict:
+        for key in self.keys:
+            if key not in results:
+                raise KeyError(f'RestoreImage: results has no key {key!r} (keys: {sorted(results)})')
+            results[key] = self.restore_array(results[key])
+        results['restoration'] = dict(task=self.task, num_steps=self.num_steps)
+        return results
+
+    def __call__(self, results: dict) -> dict:
+        return self.transform(results)
+
+    def __repr__(self) -> str:
+        return (f'{type(self).__name__}(restorer={self.restorer!r}, checkpoint={self.checkpoint!r}, '
+                f'task={self.task!r}, num_steps={self.num_steps}, device={self.device!r}, '
+                f'min_size={self.min_size!r}, seed={self.seed}, channel_order={self.channel_order!r}, '
+                f'keys={self.keys})')

@@ -1,0 +1,324 @@
+"""Train and test the UniRestore restorer itself with MMEngine (DESIGN §3, §5).
+
+* :class:`PairedDataPreprocessor` turns the packed (degraded, clean) pairs of
+  :class:`~unirestore_mm.datasets.transforms.PackRestorationInputs` into what the restorer reads: a degraded
+  batch of floats in [0, 1], RGB, padded (by reflection) to the restorer's size divisor; each data sample's
+  ``gt_img`` becomes a float RGB image in [0, 1] of the sample's own size.
+* :class:`UniRestoreModel` wraps a :class:`~unirestore_mm.models.UniRestore` as an MMEngine ``BaseModel``:
+  ``loss`` (stage 1: CFRM + Controller + skip adapters; stage 2: the ``ir`` prompt and TFAs under
+  ``10*L1``), ``predict`` (data samples with ``pred_img`` and ``gt_img``, read by
+  :class:`~unirestore_mm.evaluation.PSNR` / :class:`~unirestore_mm.evaluation.SSIM`) and ``tensor``.
+  Subclasses add tasks by overriding :meth:`UniRestoreModel.compute_losses`.
+* :func:`build_restorer` / :func:`load_restorer_weights`: the one way every entry point of the package
+  (this model, :class:`~unirestore_mm.models.RestoredBackbone`, the ``RestoreImage`` transform,
+  ``tools/restore.py``) turns a config, a folder or a checkpoint into a restorer, failing at build time on
+  a checkpoint that does not match.
+"""
+import copy
+import os.path as osp
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+from mmengine.model import BaseDataPreprocessor, BaseModel
+from mmengine.registry import DefaultScope
+from mmengine.structures import BaseDataElement
+from torch.nn import functional as F
+
+from ..registry import MODELS
+from .losses import ir_loss, stage1_loss
+from .unirestore import CONFIG_NAME, PARTS, WEIGHTS_NAME, UniRestore
+
+RestorerSpec = Union[dict, str, UniRestore]
+# Prefixes under which a restorer's weights sit in the checkpoints this package writes:
+# UniRestoreModel ('restorer.'), a recognizer around RestoredBackbone ('backbone.restorer.'), DDP ('module.').
+CHECKPOINT_PREFIXES = ('', 'restorer.', 'backbone.restorer.', 'module.restorer.', 'module.backbone.restorer.')
+STAGE_TRAINABLE = {1: ('cfrm', 'controller', 'skip_adapters'), 2: ('tfa', 'prompts')}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Building and loading restorers
+# ---------------------------------------------------------------------------------------------------------
+def build_restorer(restorer: RestorerSpec, checkpoint: Optional[str] = None) -> UniRestore:
+    """A :class:`UniRestore` from a config dict, a :meth:`UniRestore.save_pretrained` folder or an instance.
+
+    ``dict(type='unirestore_mm.UniRestore', preset='tiny')`` (``type`` may be left out) is built in the
+    ``unirestore_mm`` scope whatever the caller's default scope.  ``checkpoint`` (see
+    :func:`load_restorer_weights`) is loaded right away, so a mismatch fails here, not at the first batch.
+    """
+    if isinstance(restorer, UniRestore):
+        model = restorer
+    elif isinstance(restorer, str):
+        if not osp.isdir(restorer) or not osp.isfile(osp.join(restorer, CONFIG_NAME)):
+            raise FileNotFoundError(
+                f'restorer {restorer!r}: expected a UniRestore.save_pretrained folder (with {CONFIG_NAME} and '
+                f'{WEIGHTS_NAME}) or a config dict such as dict(type="unirestore_mm.UniRestore", preset="tiny")')
+        model = UniRestore.from_pretrained(restorer)
+    elif isinstance(restorer, dict):
+        cfg = copy.deepcopy(dict(restorer))
+        cfg.setdefault('type', 'unirestore_mm.UniRestore')
+        with DefaultScope.overwrite_default_scope('unirestore_mm'):
+            model = MODELS.build(cfg)
+        if not isinstance(model, UniRestore):
+            raise TypeError(f'restorer config {restorer} built a {type(model).__name__}, not a UniRestore')
+    else:
+        raise TypeError(f'restorer must be a config dict, a save_pretrained folder or a UniRestore; '
+                        f'got {type(restorer).__name__}')
+    if checkpoint:
+        load_restorer_weights(model, checkpoint)
+    return model
+
+
+def _mmengine_safe_globals() -> list:
+    """Types that MMEngine checkpoints pickle besides tensors (message hub buffers, numpy scalars)."""
+    import numpy as np
+    allowed = [np.ndarray, np.dtype]
+    try:
+        from mmengine.logging.history_buffer import HistoryBuffer
+        allowed.append(HistoryBuffer)
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        from numpy._core.multiarray import _reconstruct, scalar
+    except ImportError:  # numpy < 2
+        from numpy.core.multiarray import _reconstruct, scalar
+    allowed += [_reconstruct, scalar]
+    allowed += [type(np.dtype(t)) for t in ('float64', 'float32', 'int64', 'int32', 'bool')]
+    return allowed
+
+
+def load_checkpoint_state(path: str, map_location: Union[str, torch.device] = 'cpu') -> Dict[str, torch.Tensor]:
+    """The state dict of a ``.safetensors`` file or a torch/MMEngine checkpoint (``{'state_dict': ...}``).
+
+    Torch files are read with ``weights_only=True``; MMEngine's message-hub buffers and numpy scalars are
+    the only non-tensor types allowed.
+    """
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'checkpoint not found: {path!r}')
+    if path.endswith('.safetensors'):
+        from safetensors.torch import load_file
+        return load_file(path, device=str(map_location))
+    with torch.serialization.safe_globals(_mmengine_safe_globals()):
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    if isinstance(state, dict) and isinstance(state.get('state_dict'), dict):
+        state = state['state_dict']
+    if not isinstance(state, dict):
+        raise ValueError(f'checkpoint {path!r} holds a {type(state).__name__}, not a state dict')
+    return state
+
+
+def load_restorer_weights(model: UniRestore, path: str, map_location: Union[str, torch.device] = 'cpu') -> None:
+    """Load restorer weights from a folder (``model.safetensors``), a ``.safetensors`` file or a checkpoint of
+    :class:`UniRestoreModel` or of a recognizer around :class:`RestoredBackbone` (prefixes are found).
+
+    Raises ``ValueError`` naming the missing/unexpected/mis-shaped keys when the file does not match ``model``.
+    """
+    if osp.isdir(path):
+        path = osp.join(path, WEIGHTS_NAME)
+    state = load_checkpoint_state(path, map_location)
+    own = model.state_dict()
+    best, best_hits = '', -1
+    for prefix in CHECKPOINT_PREFIXES:
+        hits = sum(1 for k in own if prefix + k in state)
+        if hits > best_hits:
+            best, best_hits = prefix, hits
+    sub = {k[len(best):]: v for k, v in state.items() if k.startswith(best)}
+    # the prior's weights stay in its own folder; any under the prefix are not the restorer's to check
+    unexpected = sorted(k for k in sub if k not in own and not k.startswith('prior.'))
+    missing = sorted(k for k in own if k not in sub)
+    if missing or unexpected:
+        raise ValueError(
+            f'restorer checkpoint {path!r} does not match the restorer config (preset '
+            f'{model.config.get("preset")!r}, tasks {model.tasks}): {len(missing)} missing keys {missing[:5]}, '
+            f'{len(unexpected)} unexpected keys {unexpected[:5]} (keys looked up under prefix {best!r})')
+    shapes = [(k, tuple(sub[k].shape), tuple(v.shape)) for k, v in own.items() if sub[k].shape != v.shape]
+    if shapes:
+        raise ValueError(f'restorer checkpoint {path!r}: shape mismatch (key, file, model): {shapes[:5]}')
+    model.load_state_dict({k: sub[k] for k in own}, strict=False)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Data preprocessor
+# ---------------------------------------------------------------------------------------------------------
+def pad_batch(images: Sequence[torch.Tensor], divisor: int = 1,
+              size: Optional[Tuple[int, int]] = None) -> torch.Tensor:
+    """Stack (C, H, W) images into one batch, padding bottom/right by reflection (replication where an image is
+    too small to reflect) to ``size``, or to the largest size rounded up to ``divisor``."""
+    if size is None:
+        h = max(int(x.shape[-2]) for x in images)
+        w = max(int(x.shape[-1]) for x in images)
+        size = (-(-h // divisor) * divisor, -(-w // divisor) * divisor)
+    h, w = size
+    out = []
+    for x in images:
+        ph, pw = h - x.shape[-2], w - x.shape[-1]
+        if ph < 0 or pw < 0:
+            raise ValueError(f'pad_batch: image of size {tuple(x.shape[-2:])} is larger than {tuple(size)}')
+        if ph or pw:
+            mode = 'reflect' if ph < x.shape[-2] and pw < x.shape[-1] else 'replicate'
+            x = F.pad(x[None], (0, pw, 0, ph), mode=mode)[0]
+        out.append(x)
+    return torch.stack(out)
+
+
+@MODELS.register_module()
+class PairedDataPreprocessor(BaseDataPreprocessor):
+    """Degraded/clean pairs from the data pipeline -> the restorer's input.
+
+    ``inputs`` (a list of ``C x H x W`` tensors, or a batch) are divided by ``scale`` (255 for mmcv's uint8 and
+    float pipelines), flipped BGR -> RGB when ``bgr_to_rgb``, clamped to [0, 1] and stacked with reflection
+    padding to ``pad_size_divisor`` (``None``: :class:`UniRestoreModel` sets the restorer's).  Each data
+    sample's ``gt_img``, when present, goes through the same conversion but keeps its own size; its metainfo
+    gets ``img_shape`` (the real size) and ``pad_shape``.  Gray inputs are repeated to three channels.
+    """
+
+    def __init__(self, bgr_to_rgb: bool = True, scale: float = 255.0, pad_size_divisor: Optional[int] = None,
+                 non_blocking: bool = False):
+        super().__init__(non_blocking=non_blocking)
+        if scale <= 0:
+            raise ValueError(f'scale must be positive, got {scale}')
+        if pad_size_divisor is not None and int(pad_size_divisor) < 1:
+            raise ValueError(f'pad_size_divisor must be a positive int or None, got {pad_size_divisor}')
+        self.bgr_to_rgb = bool(bgr_to_rgb)
+        self.scale = float(scale)
+        self.pad_size_divisor = None if pad_size_divisor is None else int(pad_size_divisor)
+
+    def to_unit(self, img: torch.Tensor, name: str = 'inputs') -> torch.Tensor:
+        """One ``(C, H, W)`` image of the pipeline -> float RGB in [0, 1]."""
+        if not isinstance(img, torch.Tensor) or img.dim() != 3:
+            raise ValueError(f'PairedDataPreprocessor: {name} must be (C, H, W) tensors; got '
+                             f'{getattr(img, "shape", type(img).__name__)}')
+        if img.shape[0] == 1:
+            img = img.expand(3, -1, -1)
+        elif img.shape[0] == 4:
+            img = img[:3]
+        elif img.shape[0] != 3:
+            raise ValueError(f'PairedDataPreprocessor: {name} has {img.shape[0]} channels; expected 1, 3 or 4 '
+                             f'(channels first: C x H x W)')
+        img = img.float() / self.scale
+        if self.bgr_to_rgb:
+            img = img.flip(0)
+        return img.clamp(0, 1)
+
+    def forward(self, data: dict, training: bool = False) -> dict:
+        data = self.cast_data(data)
+        inputs = data['inputs']
+        if isinstance(inputs, torch.Tensor):
+            inputs = list(inputs) if inputs.dim() == 4 else [inputs]
+        images = [self.to_unit(x) for x in inputs]
+        divisor = self.pad_size_divisor or 1
+        batch = pad_batch(images, divisor)
+        samples = data.get('data_samples')
+        if samples is not None:
+            for sample, img in zip(samples, images):
+                if 'gt_img' in sample:
+                    gt = self.to_unit(sample.gt_img, 'gt_img')
+                    if gt.shape[-2:] != img.shape[-2:]:
+                        raise ValueError(f'PairedDataPreprocessor: gt_img size {tuple(gt.shape[-2:])} differs from '
+                                         f'the degraded image size {tuple(img.shape[-2:])}')
+                    sample.gt_img = gt
+                sample.set_metainfo(dict(img_shape=tuple(img.shape[-2:]), pad_shape=tuple(batch.shape[-2:])))
+        return dict(inputs=batch, data_samples=samples)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The model
+# ---------------------------------------------------------------------------------------------------------
+@MODELS.register_module()
+class UniRestoreModel(BaseModel):
+    """MMEngine model that trains and tests a :class:`UniRestore` on degraded/clean pairs.
+
+    Args:
+        restorer: a UniRestore config (``dict(type='unirestore_mm.UniRestore', preset='tiny')``), a
+            ``save_pretrained`` folder, or a built model.
+        checkpoint: restorer weights to start from (folder, ``.safetensors`` or a checkpoint of this model).
+        stage: ``1`` (CFRM, Controller, skip adapters; :func:`~unirestore_mm.models.losses.stage1_loss`) or
+            ``2`` (TFAs and the ``task`` prompt; ``ir_weight * L1`` of the restored image).
+        trainable: the restorer parts that learn (default: the stage's, see :data:`STAGE_TRAINABLE`).
+        task: the prompt used to restore (and trained in stage 2).
+        num_steps: DDIM steps of ``predict``/``tensor`` and of the stage-2 loss.
+        ir_weight: weight of the stage-2 L1 loss (10 in the paper).
+        seed: seed of the noise in ``predict`` (repeatable evaluation); ``None`` for fresh noise.
+        data_preprocessor: defaults to :class:`PairedDataPreprocessor` padding to the restorer's divisor.
+
+    ``predict`` returns the input data samples (or new ``BaseDataElement``) with ``pred_img``: the restored
+    image, float RGB in [0, 1], cropped to the sample's size, next to ``gt_img`` in the same format.
+    """
+
+    def __init__(self, restorer: RestorerSpec = dict(type='unirestore_mm.UniRestore', preset='tiny'),
+                 checkpoint: Optional[str] = None, stage: int = 1, trainable: Optional[Sequence[str]] = None,
+                 task: str = 'ir', num_steps: int = 1, ir_weight: float = 10.0, seed: Optional[int] = 0,
+                 data_preprocessor: Optional[dict] = None, init_cfg: Optional[dict] = None):
+        if data_preprocessor is None:
+            data_preprocessor = dict(type='unirestore_mm.PairedDataPreprocessor')
+        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        if stage not in STAGE_TRAINABLE:
+            raise ValueError(f'stage must be one of {sorted(STAGE_TRAINABLE)}, got {stage!r}')
+        self.restorer = build_restorer(restorer, checkpoint)
+        self.restorer.prompts[task]  # unknown task: ValueError listing the known ones
+        if not isinstance(num_steps, int) or not 1 <= num_steps <= 4:
+            raise ValueError(f'num_steps must be an int in 1..4, got {num_steps!r}')
+        self.stage, self.task, self.num_steps = stage, task, num_steps
+        self.ir_weight, self.seed = float(ir_weight), seed
+        parts = tuple(trainable) if trainable is not None else STAGE_TRAINABLE[stage]
+        self.restorer.set_trainable(parts, prompts=[task] if stage == 2 and trainable is None else None)
+        self.trainable_parts = parts
+        if getattr(self.data_preprocessor, 'pad_size_divisor', 0) is None:
+            self.data_preprocessor.pad_size_divisor = self.restorer.size_divisor
+        divisor = getattr(self.data_preprocessor, 'pad_size_divisor', None)
+        if divisor is not None and divisor % self.restorer.size_divisor:
+            raise ValueError(f'data_preprocessor.pad_size_divisor={divisor} is not a multiple of the restorer\'s '
+                             f'size divisor {self.restorer.size_divisor}')
+
+    def init_weights(self):
+        """The restorer is initialised by its constructor (and checkpoint); nothing to re-initialise."""
+
+    # -- helpers ----------------------------------------------------------------------------------------------
+    @staticmethod
+    def gt_batch(data_samples: Sequence[BaseDataElement], size: Tuple[int, int]) -> torch.Tensor:
+        """The samples' ``gt_img`` stacked and padded like the inputs (to ``size``)."""
+        if not data_samples or any('gt_img' not in s for s in data_samples):
+            raise ValueError('UniRestoreModel.loss needs a gt_img in every data sample (pack the clean image)')
+        return pad_batch([s.gt_img for s in data_samples], size=size)
+
+    def _generator(self, device: torch.device) -> Optional[torch.Generator]:
+        if self.seed is None:
+            return None
+        return torch.Generator(device=device).manual_seed(int(self.seed))
+
+    def compute_losses(self, inputs: torch.Tensor, gt: torch.Tensor,
+                       data_samples: Optional[List[BaseDataElement]] = None) -> Dict[str, torch.Tensor]:
+        """Losses of one padded batch (degraded ``inputs`` and clean ``gt`` in [0, 1]); extend in subclasses."""
+        if self.stage == 1:
+            return stage1_loss(self.restorer, inputs, gt)
+        out = self.restorer(inputs, task=self.task, num_steps=self.num_steps)
+        return {f'loss_{self.task}': ir_loss(out.image, gt, weight=self.ir_weight)}
+
+    # -- BaseModel --------------------------------------------------------------------------------------------
+    def forward(self, inputs: torch.Tensor, data_samples: Optional[List[BaseDataElement]] = None,
+                mode: str = 'tensor'):
+        if mode == 'loss':
+            gt = self.gt_batch(data_samples, tuple(inputs.shape[-2:]))
+            return self.compute_losses(inputs, gt, data_samples)
+        if mode == 'predict':
+            return self.predict(inputs, data_samples)
+        if mode == 'tensor':
+            return self.restorer(inputs, task=self.task, num_steps=self.num_steps,
+                                 generator=self._generator(inputs.device)).image
+        raise ValueError(f"mode must be 'loss', 'predict' or 'tensor', got {mode!r}")
+
+    def predict(self, inputs: torch.Tensor, data_samples: Optional[List[BaseDataElement]] = None
+                ) -> List[BaseDataElement]:
+        """Restore the batch under :attr:`task`; each sample gets ``pred_img`` (float RGB in [0, 1], own size)."""
+        restored = self.restorer.restore(inputs.clamp(0, 1), task=self.task, num_steps=self.num_steps,
+                                         generator=self._generator(inputs.device))
+        if data_samples is None:
+            data_samples = [BaseDataElement(metainfo=dict(img_shape=tuple(inputs.shape[-2:])))
+                            for _ in range(inputs.shape[0])]
+        for img, sample in zip(restored, data_samples):
+            h, w = sample.metainfo.get('img_shape', img.shape[-2:])[:2]
+            sample.pred_img = img[:, :h, :w]
+        return list(data_samples)
+
+
+__all__ = ['PARTS', 'PairedDataPreprocessor', 'UniRestoreModel', 'build_restorer', 'load_checkpoint_state',
+           'load_restorer_weights', 'pad_batch']
