@@ -14,3 +14,4 @@ __all__ = [
     'get_preset',
 ]
 from .restorer_model import PairedDataPreprocessor, UniRestoreModel, build_restorer, load_restorer_weights  # noqa: E402,F401
+from .restored_backbone import RestoredBackbone  # noqa: E402,F401
