@@ -68,10 +68,26 @@ def build_restorer(restorer: RestorerSpec, checkpoint: Optional[str] = None) -> 
     return model
 
 
-def _mmengine_safe_globals() -> list:
-    """Types that MMEngine checkpoints pickle besides tensors (message hub buffers, numpy scalars)."""
+def _history_buffer_getattr(obj, name):
+    """The one ``getattr`` MMEngine checkpoints need: a public method of ``HistoryBuffer`` (its statistics)."""
+    from mmengine.logging.history_buffer import HistoryBuffer
+    if (obj is HistoryBuffer or isinstance(obj, HistoryBuffer)) and isinstance(name, str) \
+            and not name.startswith('_') and callable(getattr(HistoryBuffer, name, None)):
+        return getattr(obj, name)
+    raise TypeError(f'refusing getattr({type(obj).__name__}, {name!r}) while loading a checkpoint')
+
+
+def mmengine_safe_globals() -> list:
+    """What MMEngine checkpoints pickle besides tensors: message-hub ``HistoryBuffer``s (and a ``getattr`` of
+    their statistics methods, restricted to exactly that), numpy arrays, dtypes and scalars.
+
+    ``torch.serialization.add_safe_globals(mmengine_safe_globals())`` lets MMEngine's own loader (``load_from``,
+    ``--resume``) read its checkpoints under ``torch.load``'s ``weights_only=True`` default, which rejects them
+    otherwise, without unpickling arbitrary objects.  (A param scheduler that stores other objects, such as
+    ``OneCycleLR``, still needs more.)
+    """
     import numpy as np
-    allowed = [np.ndarray, np.dtype]
+    allowed = [np.ndarray, np.dtype, (_history_buffer_getattr, 'builtins.getattr')]
     try:
         from mmengine.logging.history_buffer import HistoryBuffer
         allowed.append(HistoryBuffer)
@@ -82,7 +98,7 @@ def _mmengine_safe_globals() -> list:
     except ImportError:  # numpy < 2
         from numpy.core.multiarray import _reconstruct, scalar
     allowed += [_reconstruct, scalar]
-    allowed += [type(np.dtype(t)) for t in ('float64', 'float32', 'int64', 'int32', 'bool')]
+    allowed += [type(np.dtype(t)) for t in ('float64', 'float32', 'float16', 'int64', 'int32', 'uint8', 'bool')]
     return allowed
 
 
@@ -97,7 +113,7 @@ def load_checkpoint_state(path: str, map_location: Union[str, torch.device] = 'c
     if path.endswith('.safetensors'):
         from safetensors.torch import load_file
         return load_file(path, device=str(map_location))
-    with torch.serialization.safe_globals(_mmengine_safe_globals()):
+    with torch.serialization.safe_globals(mmengine_safe_globals()):
         state = torch.load(path, map_location=map_location, weights_only=True)
     if isinstance(state, dict) and isinstance(state.get('state_dict'), dict):
         state = state['state_dict']
@@ -321,4 +337,5 @@ class UniRestoreModel(BaseModel):
 
 
 __all__ = ['PARTS', 'PairedDataPreprocessor', 'UniRestoreModel', 'build_restorer', 'load_checkpoint_state',
+           'mmengine_safe_globals',
            'load_restorer_weights', 'pad_batch']

@@ -1,0 +1,64 @@
+"""Test a checkpoint with an MMEngine Runner (the config's test_dataloader and test_evaluator).
+
+    python tools/test.py CONFIG work_dirs/x/iter_2.pth
+    python tools/test.py CONFIG CHECKPOINT --cfg-options test_dataloader.batch_size=4 --out results.pkl
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+import torch
+from mmengine.config import Config, DictAction
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout without installing
+import unirestore_mm  # noqa: E402,F401
+from unirestore_mm.models.restorer_model import mmengine_safe_globals  # noqa: E402
+
+# MMEngine's checkpoints hold message-hub buffers and numpy values besides tensors; allow exactly those, so that
+# load_from/--resume work under torch.load's weights_only=True default without unpickling arbitrary objects.
+torch.serialization.add_safe_globals(mmengine_safe_globals())
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description='Test (and evaluate) a model')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--work-dir', help='the dir to save logs and results')
+    parser.add_argument('--out', help='dump the predictions to this pickle file (DumpResults)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override settings of the config (key=value pairs)')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none', help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def main():
+    args = parse_args()
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    cfg.load_from = args.checkpoint
+    if args.out is not None:
+        if not args.out.endswith(('.pkl', '.pickle')):
+            raise ValueError('--out must be a .pkl or .pickle file')
+        evaluator = cfg.test_evaluator
+        evaluator = list(evaluator) if isinstance(evaluator, (list, tuple)) else [evaluator]
+        cfg.test_evaluator = evaluator + [dict(type='DumpResults', out_file_path=args.out)]
+
+    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    runner.test()
+
+
+if __name__ == '__main__':
+    main()
