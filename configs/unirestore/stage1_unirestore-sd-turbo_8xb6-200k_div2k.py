@@ -1,0 +1,30 @@
+# Stage 1 at the paper's scale (DESIGN §3): CFRM, Controller and skip adapters on the SD-Turbo prior, 200k
+# iterations, 8 GPUs x batch 6 = 48, AdamW 1e-4 at batch 64 scaled by sqrt(48 / 64), one-cycle cosine with 10 %
+# warm-up, 512 crops, fp32 (add --amp for bf16 autocast where supported).
+#   bash tools/dist_train.sh configs/unirestore/stage1_unirestore-sd-turbo_8xb6-200k_div2k.py 8 \
+#       --cfg-options model.restorer.prior.pretrained=/models/sd-turbo
+# The paper's data is DIV2K + Flickr2K + OST (13,774 images); configs/_base_/datasets/div2k.py holds DIV2K, add
+# the others to its dataset with a ConcatDataset.  Resume after any interruption with --resume.
+_base_ = [
+    '../_base_/models/unirestore_sd-turbo.py',
+    '../_base_/datasets/div2k.py',
+    './stage_common.py',
+]
+
+batch_size = 6  # per GPU
+max_iters = 200000
+
+model = dict(stage=1)
+train_dataloader = dict(batch_size=batch_size, sampler=dict(_delete_=True, type='InfiniteSampler', shuffle=True))
+val_evaluator = [dict(type='unirestore_mm.PSNR'), dict(type='unirestore_mm.SSIM')]
+test_evaluator = val_evaluator
+train_cfg = dict(type='unirestore_mm.ExactResumeIterBasedTrainLoop', max_iters=max_iters, val_interval=10000)
+val_cfg = dict(type='ValLoop')
+test_cfg = dict(type='TestLoop')
+optim_wrapper = dict(
+    constructor='unirestore_mm.SqrtScaledOptimWrapperConstructor',
+    lr_scaling=dict(batch_size=batch_size, base_batch_size=64),   # x world size x accumulative_counts
+    optimizer=dict(type='AdamW', lr=1e-4, weight_decay=0.01))
+param_scheduler = [dict(type='unirestore_mm.OneCycleCosineLR', pct_start=0.1, div_factor=10.0, by_epoch=False)]
+default_hooks = dict(checkpoint=dict(interval=5000))
+env_cfg = dict(dist_cfg=dict(backend='nccl'))

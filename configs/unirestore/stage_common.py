@@ -1,0 +1,15 @@
+# Shared runtime of the stage recipes (stage1_*, stage2_*, stage3_*, and the *frozen* / *joint* recipes):
+# not a recipe itself.  On top of configs/_base_/default_runtime.py it makes training safe to interrupt:
+# - checkpoints hold the trained parts only, load with torch.load(weights_only=True) (plus a .safetensors
+#   sidecar), are written atomically, and the restorer is exported as <work_dir>/unirestore.safetensors
+#   at the end (what the next stage's `checkpoint=` reads);
+# - `--resume` continues exactly: iteration, optimizer, scheduler, every process's random state, data order
+#   (the exact-resume loop restores the random state after advancing the data loader).
+_base_ = ['../_base_/default_runtime.py']
+
+default_hooks = dict(
+    logger=dict(type='LoggerHook', interval=50),
+    checkpoint=dict(_delete_=True, type='unirestore_mm.TrainedPartsCheckpointHook', interval=5000,
+                    max_keep_ckpts=2, safetensors=True, export_restorer='unirestore'),
+)
+log_processor = dict(type='LogProcessor', window_size=50, by_epoch=False)

@@ -1,0 +1,77 @@
+"""Hooks that keep frozen parts frozen.
+
+:class:`FreezeHook` freezes named sub-modules (``requires_grad_(False)``) before the run and keeps them in eval
+mode at every iteration (mmengine's loops call ``model.train()`` on the whole model each iteration, which would
+otherwise switch a frozen recognizer's BatchNorm back to batch statistics).  With ``check=True`` it also
+verifies, after every ``check_interval`` iterations, that no frozen parameter changed.
+
+Freeze in the model where you can (UniRestore's ``set_trainable``, TaskRestorer's ``trainable``): under
+``torchrun`` DDP registers its parameters when the model is wrapped, before any hook runs, so a part frozen
+only by this hook needs ``model_wrapper_cfg=dict(type='MMDistributedDataParallel',
+find_unused_parameters=True)``.
+"""
+from typing import Dict, Optional, Sequence
+
+import torch
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+
+from ..registry import HOOKS
+
+
+def _get_module(model, path: str):
+    module = model
+    for name in path.split('.') if path else []:
+        if not hasattr(module, name):
+            children = [n for n, _ in module.named_children()]
+            raise ValueError(f'FreezeHook: no module {path!r} in {type(model).__name__} (at {name!r}; children '
+                             f'there: {children})')
+        module = getattr(module, name)
+    return module
+
+
+@HOOKS.register_module()
+class FreezeHook(Hook):
+    """Freeze ``modules`` (dotted paths in the model) and keep them in eval mode.
+
+    Args:
+        modules: e.g. ``['backbone.restorer.cfrm', 'backbone.restorer.controller']``.
+        eval_mode: keep them in eval mode at every iteration.
+        check_interval: every this many iterations assert that the frozen parameters did not change
+            (``0``: never; a debugging aid, it keeps a copy of the frozen weights).
+    """
+
+    priority = 'HIGH'
+
+    def __init__(self, modules: Sequence[str], eval_mode: bool = True, check_interval: int = 0):
+        if isinstance(modules, str):
+            modules = [modules]
+        self.paths = list(modules)
+        self.eval_mode, self.check_interval = eval_mode, check_interval
+        self._reference: Optional[Dict[str, torch.Tensor]] = None
+
+    def _modules(self, runner):
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        return [(p, _get_module(model, p)) for p in self.paths]
+
+    def before_run(self, runner) -> None:
+        for _, module in self._modules(runner):
+            module.requires_grad_(False)
+            if self.eval_mode:
+                module.eval()
+        if self.check_interval:
+            self._reference = {f'{p}.{n}': t.detach().clone() for p, m in self._modules(runner)
+                               for n, t in m.state_dict().items()}
+
+    def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
+        if self.eval_mode:
+            for _, module in self._modules(runner):
+                module.eval()
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        if self._reference is None or not self.every_n_train_iters(runner, self.check_interval):
+            return
+        for p, m in self._modules(runner):
+            for n, t in m.state_dict().items():
+                if not torch.equal(t.detach().cpu(), self._reference[f'{p}.{n}'].cpu()):
+                    raise RuntimeError(f'FreezeHook: frozen {p}.{n} changed at iteration {runner.iter + 1}')

@@ -1,0 +1,196 @@
+"""Recognizers (classifiers, segmenters) that UniRestore's task prompts are trained through.
+
+:func:`build_recognizer` builds any mmpretrain classifier or mmseg segmentor from its config (a file, a
+``Config`` or the model dict) and loads its checkpoint; :class:`Recognizer` wraps it so that it takes restored
+images (RGB floats in [0, 1]) and applies the recognizer's own normalisation and channel order.  A frozen
+recognizer has ``requires_grad=False`` everywhere and stays in eval mode even when its parent is put in train
+mode (gradients still flow through it to the restorer).
+
+Errors come before any training: a frozen recognizer without a checkpoint, a checkpoint that does not fit the
+config, a model that is neither a classifier nor a segmentor, a file that needs unpickling.
+"""
+import os.path as osp
+import pickle
+from typing import Any, Dict, Optional, Sequence, Union
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+__all__ = ['Recognizer', 'build_recognizer', 'load_recognizer_checkpoint']
+
+
+def _load_config(config) -> Dict[str, Any]:
+    from mmengine.config import Config, ConfigDict
+    if isinstance(config, str):
+        if not osp.isfile(config):
+            raise FileNotFoundError(f'recognizer config: no file at {config!r}')
+        config = Config.fromfile(config)
+    if isinstance(config, Config):
+        cfg = config
+        model = ConfigDict(cfg['model'])
+        # mmengine's Runner moves a top-level data_preprocessor into the model; do the same
+        if cfg.get('data_preprocessor') is not None and 'data_preprocessor' not in model:
+            model['data_preprocessor'] = cfg['data_preprocessor']
+        scope = cfg.get('default_scope')
+    elif isinstance(config, dict):
+        if 'model' in config and isinstance(config['model'], dict):
+            model = ConfigDict(config['model'])
+            if config.get('data_preprocessor') is not None and 'data_preprocessor' not in model:
+                model['data_preprocessor'] = config['data_preprocessor']
+            scope = config.get('default_scope')
+        else:
+            model, scope = ConfigDict(config), None
+    else:
+        raise TypeError(f'recognizer config must be a path, a Config or a dict; got {type(config).__name__}')
+    if 'type' not in model:
+        raise ValueError(f'recognizer config has no model type: {dict(model)}')
+    mtype = model['type']
+    if isinstance(mtype, str) and '.' in mtype:
+        scope = mtype.split('.')[0]
+    if scope not in ('mmpretrain', 'mmseg'):
+        raise ValueError(f'recognizer config: cannot tell whether {mtype!r} is an mmpretrain or mmseg model; '
+                         "set default_scope='mmpretrain' or 'mmseg' in the config, or write the type as "
+                         "'mmpretrain.ImageClassifier' / 'mmseg.EncoderDecoder'")
+    return dict(model=model, scope=scope)
+
+
+def load_recognizer_checkpoint(path: str, allow_pickle: bool = False) -> Dict[str, Any]:
+    """``{'state_dict': ..., 'meta': ...}`` from an mmpretrain/mmseg/mmengine checkpoint or a safetensors file."""
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'recognizer checkpoint: no file at {path!r}')
+    if path.endswith('.safetensors'):
+        from safetensors.torch import load_file
+        return dict(state_dict=load_file(path), meta={})
+    try:
+        ckpt = torch.load(path, map_location='cpu', weights_only=True)
+    except pickle.UnpicklingError as err:
+        if not allow_pickle:
+            raise ValueError(
+                f'recognizer checkpoint {path!r} holds Python objects that torch.load(weights_only=True) refuses '
+                f'({str(err).splitlines()[0][:200]}). If you trust the file, set allow_pickle=True in the '
+                "recognizer's config (or re-save it with only 'state_dict' and 'meta').") from None
+        ckpt = torch.load(path, map_location='cpu', weights_only=False)
+    if isinstance(ckpt, dict) and 'state_dict' in ckpt:
+        state, meta = ckpt['state_dict'], ckpt.get('meta') or {}
+    elif isinstance(ckpt, dict) and all(isinstance(v, torch.Tensor) for v in ckpt.values()):
+        state, meta = ckpt, {}
+    else:
+        raise ValueError(f'recognizer checkpoint {path!r}: expected a state dict or {{"state_dict": ...}}')
+    state = {(k[7:] if k.startswith('module.') else k): v for k, v in state.items()}
+    return dict(state_dict=state, meta=meta)
+
+
+class Recognizer(nn.Module):
+    """A built mmpretrain classifier or mmseg segmentor that takes RGB images in [0, 1].
+
+    Attributes:
+        kind: ``'cls'`` or ``'seg'``.
+        num_classes: classes of its head.
+        classes: class names from the checkpoint's ``meta.dataset_meta`` (or ``None``).
+        frozen: no parameter learns and the model stays in eval mode.
+    """
+
+    def __init__(self, model: nn.Module, kind: str, frozen: bool = True, classes: Optional[Sequence[str]] = None,
+                 ignore_index: int = 255):
+        super().__init__()
+        self.model = model
+        self.kind = kind
+        self.frozen = frozen
+        self.classes = list(classes) if classes is not None else None
+        self.ignore_index = ignore_index
+        head = getattr(model, 'head', None) if kind == 'cls' else getattr(model, 'decode_head', None)
+        self.num_classes = int(getattr(head, 'num_classes', 0) or getattr(head, 'out_channels', 0))
+        pre = getattr(model, 'data_preprocessor', None)
+        mean = getattr(pre, 'mean', None)
+        std = getattr(pre, 'std', None)
+        c = 3
+        self.register_buffer('mean', (mean.detach().float().view(1, -1, 1, 1) if mean is not None
+                                      else torch.zeros(1, c, 1, 1)), persistent=False)
+        self.register_buffer('std', (std.detach().float().view(1, -1, 1, 1) if std is not None
+                                     else torch.ones(1, c, 1, 1)), persistent=False)
+        # mmengine's ImgDataPreprocessor flips BGR (as loaded) to RGB when _channel_conversion is set; our
+        # images are RGB already, so flip them when the recognizer expects BGR, i.e. when it does *not* convert.
+        self.expects_bgr = not bool(getattr(pre, '_channel_conversion', False))
+        if frozen:
+            self.requires_grad_(False)
+            self.eval()
+
+    def train(self, mode: bool = True):
+        return super().train(False if self.frozen else mode)
+
+    def normalize(self, rgb01: torch.Tensor) -> torch.Tensor:
+        x = rgb01 * 255.0
+        if self.expects_bgr:
+            x = x.flip(1)
+        return (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
+
+    def logits(self, rgb01: torch.Tensor) -> torch.Tensor:
+        """Class logits ``(B, K)`` or per-pixel logits ``(B, K, H, W)`` at the input's size."""
+        out = self.model(self.normalize(rgb01), mode='tensor')
+        if isinstance(out, (list, tuple)):
+            out = out[-1]
+        if self.kind == 'seg' and out.shape[-2:] != rgb01.shape[-2:]:
+            align = bool(getattr(getattr(self.model, 'decode_head', None), 'align_corners', False))
+            out = F.interpolate(out, size=rgb01.shape[-2:], mode='bilinear', align_corners=align)
+        return out
+
+    def loss(self, rgb01: torch.Tensor, data_samples) -> Dict[str, torch.Tensor]:
+        """The recognizer's own configured losses (e.g. for joint training with auxiliary heads)."""
+        return self.model.loss(self.normalize(rgb01), data_samples)
+
+    def extra_repr(self) -> str:
+        return f'kind={self.kind!r}, num_classes={self.num_classes}, frozen={self.frozen}'
+
+
+def _kind_of(model: nn.Module) -> str:
+    if hasattr(model, 'decode_head'):
+        return 'seg'
+    if hasattr(model, 'head') or type(model).__name__.endswith('Classifier'):
+        return 'cls'
+    raise ValueError(f'recognizer {type(model).__name__} is neither an mmpretrain classifier (with a head) nor an '
+                     'mmseg segmentor (with a decode_head)')
+
+
+def build_recognizer(config: Union[str, dict, Any], checkpoint: Optional[str] = None, frozen: bool = True,
+                     require_checkpoint: Optional[bool] = None, allow_pickle: bool = False,
+                     strict: bool = True, ignore_index: int = 255) -> Recognizer:
+    """Build an mmpretrain or mmseg recognizer from ``config`` and load ``checkpoint``.
+
+    Args:
+        config: a config file path, an mmengine ``Config``, or the model dict (``type='mmpretrain.ImageClassifier'``
+            or ``'mmseg.EncoderDecoder'``, or with ``default_scope``).
+        checkpoint: its weights (``.pth`` loaded with ``weights_only=True``, or ``.safetensors``).
+        frozen: freeze it and keep it in eval mode (stage 2 / frozen-recognizer training).
+        require_checkpoint: refuse to go on without a checkpoint (default: when ``frozen``).
+        allow_pickle: unpickle checkpoints that ``weights_only`` refuses (only files you trust).
+        strict: the checkpoint must fit the model exactly.
+    """
+    if require_checkpoint is None:
+        require_checkpoint = frozen
+    if require_checkpoint and not checkpoint:
+        raise ValueError('a frozen recognizer needs its trained weights: set checkpoint=<path to .pth or '
+                         '.safetensors> (a frozen, randomly initialised recognizer teaches the restorer nothing)')
+    parsed = _load_config(config)
+    from mmengine.registry import DefaultScope
+    from mmengine.registry import MODELS as ROOT_MODELS
+    if parsed['scope'] == 'mmpretrain':
+        import mmpretrain.models  # noqa: F401  (registers the models)
+    else:
+        import mmseg.models  # noqa: F401
+    model_cfg = parsed['model']
+    with DefaultScope.overwrite_default_scope(parsed['scope']):
+        model = ROOT_MODELS.build(model_cfg)
+    kind = _kind_of(model)
+    classes = None
+    if checkpoint:
+        ckpt = load_recognizer_checkpoint(checkpoint, allow_pickle=allow_pickle)
+        result = model.load_state_dict(ckpt['state_dict'], strict=False)
+        missing = [k for k in result.missing_keys if not k.startswith('data_preprocessor.')]
+        if strict and (missing or result.unexpected_keys):
+            raise ValueError(f'recognizer checkpoint {checkpoint!r} does not fit its config '
+                             f'({type(model).__name__}): {len(missing)} missing keys {missing[:5]}, '
+                             f'{len(result.unexpected_keys)} unexpected keys {result.unexpected_keys[:5]}')
+        meta = ckpt['meta'] if isinstance(ckpt['meta'], dict) else {}
+        classes = (meta.get('dataset_meta') or {}).get('classes')
+    return Recognizer(model, kind, frozen=frozen, classes=classes, ignore_index=ignore_index)
