@@ -15,3 +15,6 @@ __all__ = [
 ]
 from .restorer_model import PairedDataPreprocessor, UniRestoreModel, build_restorer, load_restorer_weights  # noqa: E402,F401
 from .restored_backbone import RestoredBackbone  # noqa: E402,F401
+from .author_checkpoint import load_author_checkpoint  # noqa: E402,F401
+from .recognizers import Recognizer, build_recognizer  # noqa: E402,F401
+from .task_restorer import TaskRestorer  # noqa: E402,F401
