@@ -2,7 +2,7 @@
 # Train on several processes (one per GPU, or CPU processes with the gloo backend) with torchrun.
 #   bash tools/dist_train.sh CONFIG NUM_PROCS [train.py options]
 #   NNODES=2 NODE_RANK=0 MASTER_ADDR=10.0.0.1 bash tools/dist_train.sh CONFIG 8   # on each machine
-# On CPU set the backend in the config or with --cfg-options env_cfg.dist_cfg.backend=gloo.
+# Without CUDA, tools/train.py switches to the gloo backend and CPU DDP by itself.
 set -euo pipefail
 CONFIG=$1
 NPROCS=$2

@@ -49,6 +49,16 @@ def main():
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
     cfg.load_from = args.checkpoint
+    if args.launcher != 'none' and not torch.cuda.is_available():
+        # CPU processes: gloo instead of nccl (mmengine's init_dist calls torch.cuda.set_device)
+        dist_cfg = cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})
+        if dist_cfg.get('backend', 'nccl') == 'nccl':
+            dist_cfg['backend'] = 'gloo'
+        wrapper = cfg.get('model_wrapper_cfg') or dict(type='MMDistributedDataParallel')
+        wrapper.setdefault('device_ids', None)
+        cfg.model_wrapper_cfg = wrapper
+        if args.launcher == 'pytorch' and not torch.distributed.is_initialized():
+            torch.distributed.init_process_group(backend=dist_cfg['backend'])
     if args.out is not None:
         if not args.out.endswith(('.pkl', '.pickle')):
             raise ValueError('--out must be a .pkl or .pickle file')

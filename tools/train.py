@@ -64,6 +64,18 @@ def main():
             cfg.optim_wrapper.type = 'AmpOptimWrapper'
             cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
 
+    if args.launcher != 'none' and not torch.cuda.is_available():
+        # CPU processes (e.g. torchrun on a laptop or CI): gloo instead of nccl, and DDP without device ids
+        dist_cfg = cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})
+        if dist_cfg.get('backend', 'nccl') == 'nccl':
+            dist_cfg['backend'] = 'gloo'
+        wrapper = cfg.get('model_wrapper_cfg') or dict(type='MMDistributedDataParallel')
+        wrapper.setdefault('device_ids', None)
+        cfg.model_wrapper_cfg = wrapper
+        if args.launcher == 'pytorch' and not torch.distributed.is_initialized():
+            # mmengine's init_dist calls torch.cuda.set_device; start the group here (env:// from torchrun)
+            torch.distributed.init_process_group(backend=dist_cfg['backend'])
+
     if args.resume == 'auto':
         cfg.resume = True
         cfg.load_from = None

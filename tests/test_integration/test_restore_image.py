@@ -1,0 +1,67 @@
+"""RestoreImage transform: dtype, range, channel order kept; one model per process; bad input at build time."""
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from mmengine.dataset import Compose
+
+from unirestore_mm.datasets.transforms.restore_image import RestoreImage, clear_restorer_cache
+from unirestore_mm.models import UniRestore
+from unirestore_mm.registry import TRANSFORMS
+
+
+def test_registered_and_in_a_pipeline():
+    pipeline = Compose([dict(type='unirestore_mm.RestoreImage', task='cls')])
+    img = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    out = pipeline(dict(img=img.copy()))
+    assert out['img'].shape == (20, 30, 3) and out['img'].dtype == np.uint8
+    assert out['restoration'] == dict(task='cls', num_steps=1)
+    assert 'RestoreImage' in repr(pipeline)
+
+
+@pytest.mark.parametrize('shape,dtype', [((17, 23, 3), np.uint8), ((16, 16, 3), np.float32), ((16, 16), np.uint8),
+                                         ((16, 16, 1), np.uint8), ((16, 16, 4), np.uint16)])
+def test_keeps_shape_dtype_and_range(shape, dtype):
+    rng = np.random.default_rng(0)
+    peak = 65535 if dtype == np.uint16 else 255
+    img = (rng.random(shape) * peak).astype(dtype)
+    out = RestoreImage(task='ir')(dict(img=img.copy()))['img']
+    assert out.shape == img.shape and out.dtype == img.dtype
+    assert out.min() >= 0 and out.max() <= peak
+    if shape[-1] == 4 and len(shape) == 3:
+        np.testing.assert_array_equal(out[..., 3], img[..., 3])  # alpha kept
+
+
+def test_bgr_order_matches_the_restorer_on_rgb():
+    t = RestoreImage(task='seg', seed=3)
+    rgb = np.random.default_rng(1).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    out_bgr = t(dict(img=rgb[..., ::-1].copy()))['img']
+    x = torch.from_numpy(rgb.transpose(2, 0, 1).copy()).float() / 255
+    ref = t.model.restore(x, task='seg', seed=3).numpy().transpose(1, 2, 0)
+    ref = np.clip(np.rint(ref * 255), 0, 255).astype(np.uint8)
+    np.testing.assert_array_equal(out_bgr[..., ::-1], ref)
+
+
+def test_model_built_once_and_not_pickled(tmp_path):
+    clear_restorer_cache()
+    a, b = RestoreImage(task='ir'), RestoreImage(task='cls')
+    assert a.model is b.model  # same restorer, device: one model per process
+    c = pickle.loads(pickle.dumps(a))
+    assert c._model is None and c.model is a.model
+
+
+def test_checkpoint_and_errors(tmp_path):
+    UniRestore(preset='tiny', tasks=['ir']).save_pretrained(str(tmp_path / 'r'))
+    t = RestoreImage(restorer=str(tmp_path / 'r'), task='ir', lazy=False)
+    assert t.model.tasks == ['ir']
+    with pytest.raises(ValueError, match='det'):
+        RestoreImage(task='det', lazy=False)
+    with pytest.raises(ValueError, match='does not match'):
+        RestoreImage(restorer=dict(preset='tiny'), checkpoint=str(tmp_path / 'r'), lazy=False)
+    with pytest.raises(ValueError, match='channel_order'):
+        TRANSFORMS.build(dict(type='unirestore_mm.RestoreImage', channel_order='rgba'))
+    with pytest.raises(KeyError, match='img'):
+        RestoreImage()(dict(image=np.zeros((8, 8, 3), np.uint8)))
+    with pytest.raises(TypeError, match='dtype'):
+        RestoreImage()(dict(img=np.zeros((8, 8, 3), np.int64)))
