@@ -44,8 +44,7 @@ def test_custom_imports_in_any_default_scope(tmp_path, scope):
     cfg = tmp_path / 'cfg.py'
     cfg.write_text(f"""
 default_scope = {scope!r}
-custom_imports = dict(imports=['unirestore_mm.models', 'unirestore_mm.datasets.transforms',
-                               'unirestore_mm.evaluation'], allow_failed_imports=False)
+custom_imports = dict(imports=['unirestore_mm'], allow_failed_imports=False)
 model = dict(type='unirestore_mm.UniRestoreModel', restorer=dict(type='unirestore_mm.UniRestore', preset='tiny'))
 transform = dict(type='unirestore_mm.RestoreImage', task='seg')
 metric = dict(type='unirestore_mm.PSNR')
