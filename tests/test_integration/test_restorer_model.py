@@ -121,3 +121,12 @@ def test_bad_arguments():
         build_restorer('/nonexistent/folder')
     with pytest.raises(ValueError, match='num_steps'):
         UniRestoreModel(num_steps=9)
+
+
+def test_visualizer_draws_input_pred_and_gt(tmp_path, model):
+    from unirestore_mm.visualization import RestorationVisualizer
+    vis = RestorationVisualizer(name='vis_test', save_dir=str(tmp_path))
+    sample = model.val_step(make_batch(n=1, sizes=[(16, 24)]))[0]
+    lq = (torch.rand(16, 24, 3) * 255).to(torch.uint8).numpy()
+    drawn = vis.add_datasample('sample', lq, sample, out_file=str(tmp_path / 'v.png'))
+    assert drawn.shape == (16, 72, 3) and (tmp_path / 'v.png').is_file()
