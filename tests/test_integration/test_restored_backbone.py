@@ -161,3 +161,12 @@ def test_mmseg_segmenter_with_scoped_backbone_from_another_library():
     assert type(model.backbone.backbone).__module__.startswith('mmpretrain')
     out = model(torch.randn(1, 3, 32, 32), mode='tensor')
     assert out.shape[:2] == (1, 4)
+
+
+def test_timm_backbone_through_mmpretrain():
+    pytest.importorskip('mmpretrain')
+    pytest.importorskip('timm')
+    m = make(backbone_type=None, backbone=dict(type='mmpretrain.TIMMBackbone', model_name='resnet18', pretrained=False,
+                                              features_only=True, out_indices=(4, ))).eval()
+    feats = m(torch.randn(1, 3, 32, 32))
+    assert feats[-1].shape[:2] == (1, 512)
