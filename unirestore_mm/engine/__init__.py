@@ -1,13 +1,13 @@
 """Training machinery: safe checkpoints with exact resume, freezing, the paper's optimisation, multi-task data."""
 from .checkpoint import (TrainedPartsCheckpointHook, atomic_save_safetensors, atomic_torch_save,
                          load_training_checkpoint, trained_keys, trained_state_dict)
-from .hooks import FreezeHook
+from .hooks import FreezeHook, TaskDataCheckHook
 from .loops import ExactResumeIterBasedTrainLoop
 from .multitask_data import MultiTaskDataset, TaskBatchSampler
 from .optim import OneCycleCosineLR, SqrtScaledOptimWrapperConstructor, sqrt_scaled_lr
 
 __all__ = [
-    'ExactResumeIterBasedTrainLoop', 'FreezeHook', 'MultiTaskDataset', 'TaskBatchSampler', 'OneCycleCosineLR', 'SqrtScaledOptimWrapperConstructor',
+    'ExactResumeIterBasedTrainLoop', 'FreezeHook', 'MultiTaskDataset', 'TaskBatchSampler', 'OneCycleCosineLR', 'SqrtScaledOptimWrapperConstructor', 'TaskDataCheckHook',
     'TrainedPartsCheckpointHook', 'atomic_save_safetensors', 'atomic_torch_save', 'load_training_checkpoint',
     'sqrt_scaled_lr', 'trained_keys', 'trained_state_dict',
 ]

@@ -75,3 +75,33 @@ class FreezeHook(Hook):
             for n, t in m.state_dict().items():
                 if not torch.equal(t.detach().cpu(), self._reference[f'{p}.{n}'].cpu()):
                     raise RuntimeError(f'FreezeHook: frozen {p}.{n} changed at iteration {runner.iter + 1}')
+
+
+@HOOKS.register_module()
+class TaskDataCheckHook(Hook):
+    """Before the first iteration, check every task's data against the model (``TaskRestorer.check_dataset``):
+    a dataset for a task with no loss, or whose classes do not match its recognizer's, fails here with a clear
+    message instead of at some later batch."""
+
+    priority = 'VERY_HIGH'
+
+    def before_train(self, runner) -> None:
+        from .multitask_data import MultiTaskDataset
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        check = getattr(model, 'check_dataset', None)
+        if check is None:
+            return
+        dataset = runner.train_dataloader.dataset
+        if isinstance(dataset, MultiTaskDataset):
+            for task in dataset.tasks:
+                check(task, getattr(dataset.datasets[task], 'metainfo', None))
+            missing = set(getattr(model, 'task_specs', {})) - set(dataset.tasks)
+            if missing:
+                runner.logger.warning(f'tasks {sorted(missing)} have a loss but no data; they will not train')
+        else:
+            tasks = list(getattr(model, 'task_specs', {}))
+            if len(tasks) != 1:
+                raise ValueError(f'the model trains tasks {tasks} but the data is one {type(dataset).__name__}; '
+                                 'use unirestore_mm.MultiTaskDataset(datasets=dict(<task>=...)) to say which '
+                                 'data serves which task')
+            check(tasks[0], getattr(dataset, 'metainfo', None))

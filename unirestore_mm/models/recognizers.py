@@ -20,12 +20,23 @@ from torch.nn import functional as F
 __all__ = ['Recognizer', 'build_recognizer', 'load_recognizer_checkpoint']
 
 
-def _load_config(config) -> Dict[str, Any]:
+def _load_config(config, cfg_options: Optional[dict] = None) -> Dict[str, Any]:
     from mmengine.config import Config, ConfigDict
     if isinstance(config, str):
-        if not osp.isfile(config):
+        if '::' in config:  # a library's own config, e.g. 'mmpretrain::resnet/resnet50_8xb32_in1k.py'
+            from mmengine.hub import get_config
+            try:
+                config = get_config(config, pretrained=False)
+            except Exception as err:  # noqa: BLE001 - re-raised with the path
+                raise FileNotFoundError(f'recognizer config {config!r} not found in its package: {err}') from err
+        elif not osp.isfile(config):
             raise FileNotFoundError(f'recognizer config: no file at {config!r}')
-        config = Config.fromfile(config)
+        else:
+            config = Config.fromfile(config)
+    if cfg_options:
+        if not isinstance(config, Config):
+            config = Config(dict(config) if 'model' in config else dict(model=dict(config)))
+        config.merge_from_dict(cfg_options)
     if isinstance(config, Config):
         cfg = config
         model = ConfigDict(cfg['model'])
@@ -109,9 +120,10 @@ class Recognizer(nn.Module):
                                       else torch.zeros(1, c, 1, 1)), persistent=False)
         self.register_buffer('std', (std.detach().float().view(1, -1, 1, 1) if std is not None
                                      else torch.ones(1, c, 1, 1)), persistent=False)
-        # mmengine's ImgDataPreprocessor flips BGR (as loaded) to RGB when _channel_conversion is set; our
+        # the preprocessors flip BGR (as loaded) to RGB when to_rgb (mmpretrain) / channel_conversion (mmseg) is set; our
         # images are RGB already, so flip them when the recognizer expects BGR, i.e. when it does *not* convert.
-        self.expects_bgr = not bool(getattr(pre, '_channel_conversion', False))
+        flips = any(bool(getattr(pre, attr, False)) for attr in ('to_rgb', 'channel_conversion', '_channel_conversion'))
+        self.expects_bgr = not flips
         if frozen:
             self.requires_grad_(False)
             self.eval()
@@ -154,7 +166,7 @@ def _kind_of(model: nn.Module) -> str:
 
 def build_recognizer(config: Union[str, dict, Any], checkpoint: Optional[str] = None, frozen: bool = True,
                      require_checkpoint: Optional[bool] = None, allow_pickle: bool = False,
-                     strict: bool = True, ignore_index: int = 255) -> Recognizer:
+                     strict: bool = True, ignore_index: int = 255, cfg_options: Optional[dict] = None) -> Recognizer:
     """Build an mmpretrain or mmseg recognizer from ``config`` and load ``checkpoint``.
 
     Args:
@@ -165,13 +177,14 @@ def build_recognizer(config: Union[str, dict, Any], checkpoint: Optional[str] = 
         require_checkpoint: refuse to go on without a checkpoint (default: when ``frozen``).
         allow_pickle: unpickle checkpoints that ``weights_only`` refuses (only files you trust).
         strict: the checkpoint must fit the model exactly.
+        cfg_options: overrides merged into the config first, e.g. ``{'model.head.num_classes': 10}``.
     """
     if require_checkpoint is None:
         require_checkpoint = frozen
     if require_checkpoint and not checkpoint:
         raise ValueError('a frozen recognizer needs its trained weights: set checkpoint=<path to .pth or '
                          '.safetensors> (a frozen, randomly initialised recognizer teaches the restorer nothing)')
-    parsed = _load_config(config)
+    parsed = _load_config(config, cfg_options)
     from mmengine.registry import DefaultScope
     from mmengine.registry import MODELS as ROOT_MODELS
     if parsed['scope'] == 'mmpretrain':
@@ -185,7 +198,11 @@ def build_recognizer(config: Union[str, dict, Any], checkpoint: Optional[str] = 
     classes = None
     if checkpoint:
         ckpt = load_recognizer_checkpoint(checkpoint, allow_pickle=allow_pickle)
-        result = model.load_state_dict(ckpt['state_dict'], strict=False)
+        try:
+            result = model.load_state_dict(ckpt['state_dict'], strict=False)
+        except RuntimeError as err:  # shape mismatches
+            raise ValueError(f'recognizer checkpoint {checkpoint!r} does not fit its config '
+                             f'({type(model).__name__}): {str(err)[:600]}') from None
         missing = [k for k in result.missing_keys if not k.startswith('data_preprocessor.')]
         if strict and (missing or result.unexpected_keys):
             raise ValueError(f'recognizer checkpoint {checkpoint!r} does not fit its config '

@@ -1,0 +1,53 @@
+# Frozen-recognizer training with any mmpretrain classifier: the classifier of an mmpretrain model-zoo config
+# (here ResNet-18 for 32x32 images, 10 classes) and its checkpoint stay fixed and in eval mode; the tiny
+# UniRestore's TFAs and cls prompt learn 0.1 * CE through it plus the L1 of the ir-prompt restoration, on the
+# embedded set (degraded on the fly).  Bring the classifier's weights (trained on clean embedded images, or your
+# own dataset's): without a checkpoint the build stops with an error.
+#   python tools/train.py configs/mmpretrain/resnet18-cifar_frozen-recognizer_unirestore-tiny_1xb4-20it_embedded.py \
+#       --cfg-options model.recognizers.cls.checkpoint=work_dirs/recognizers/resnet18_cifar_embedded.pth
+# Full scale: restorer=dict(preset='sd-turbo', prior=dict(pretrained=...)), checkpoint= the stage-2 weights,
+# recognizer config 'mmpretrain::resnet/resnet50_8xb32_in1k.py' with its checkpoint, ImageNet data, 8 GPUs.
+_base_ = ['../_base_/models/unirestore_tiny.py', '../unirestore/stage_common.py']
+
+batch_size = 4
+max_iters = 20
+embedded = dict(root=None, seed=0, size=32, n_train=4000, n_test=500)
+recognizer_config = 'mmpretrain::resnet/resnet18_8xb16_cifar10.py'
+recognizer_checkpoint = 'work_dirs/recognizers/resnet18_cifar_embedded.pth'
+
+model = dict(
+    _delete_=True,
+    type='unirestore_mm.TaskRestorer',
+    restorer=dict(type='unirestore_mm.UniRestore', preset='tiny'),
+    checkpoint=None,                       # the stage-1 or stage-2 restorer weights
+    trainable=['tfa', 'prompts'],          # any of cfrm, controller, skip_adapters, tfa, prompts
+    trainable_prompts=['cls', 'ir'],
+    recognizers=dict(cls=dict(config=recognizer_config, checkpoint=recognizer_checkpoint, frozen=True)),
+    tasks=dict(cls=dict(type='cls', recognizer='cls', weight=0.1, ir_weight=1.0)),
+    task='cls', num_steps=1, seed=0,
+    data_preprocessor=dict(type='unirestore_mm.PairedDataPreprocessor', bgr_to_rgb=True))
+
+train_dataloader = dict(
+    batch_size=batch_size, num_workers=0, persistent_workers=False,
+    sampler=dict(type='InfiniteSampler', shuffle=True),
+    dataset=dict(type='unirestore_mm.DegradedDataset',
+                 dataset=dict(type='unirestore_mm.EmbeddedClsDataset', split='train', **embedded,
+                              pipeline=[dict(type='LoadImageFromFile')]),
+                 pipeline=[dict(type='unirestore_mm.RandomDegradation', corruptions='imagenet_c',
+                                resize_short_side=None, seed=0),
+                           dict(type='unirestore_mm.PackRestorationInputs', sample_type='cls')]))
+val_dataloader = None
+val_cfg = None
+val_evaluator = None
+test_dataloader = None
+test_cfg = None
+test_evaluator = None
+
+train_cfg = dict(type='unirestore_mm.ExactResumeIterBasedTrainLoop', max_iters=max_iters)
+optim_wrapper = dict(
+    constructor='unirestore_mm.SqrtScaledOptimWrapperConstructor',
+    lr_scaling=dict(batch_size=batch_size, base_batch_size=64),
+    optimizer=dict(type='AdamW', lr=1e-4, weight_decay=0.01))
+param_scheduler = [dict(type='unirestore_mm.OneCycleCosineLR', pct_start=0.1, div_factor=10.0, by_epoch=False)]
+custom_hooks = [dict(type='unirestore_mm.TaskDataCheckHook')]
+default_hooks = dict(checkpoint=dict(interval=10), logger=dict(interval=5))

@@ -1,0 +1,94 @@
+# Stage 2 (DESIGN §3) on CPU: the TFAs and the task prompts of the tiny UniRestore learn three tasks at once on
+# the embedded set, each batch drawn from one task's data with the paper's per-sample sampling weights:
+#   ir : 10 * L1(restored, clean)
+#   cls: 0.1 * CE(classifier(restored), label) + L1(restored under the ir prompt, clean)
+#   seg: 0.1 * CE(segmenter(restored), mask, ignore 255) + L1(restored under the ir prompt, clean)
+# through frozen recognizers (any mmpretrain / mmseg config + checkpoint; here small CPU models of the embedded
+# set's 10 and 11 classes).  Train them on clean embedded images first, or point the paths at your own.
+#   python tools/train.py configs/unirestore/stage2_unirestore-tiny_1xb4-20it_embedded-3tasks.py \
+#       --cfg-options model.checkpoint=work_dirs/stage1_unirestore-tiny_1xb4-20it_embedded/unirestore.safetensors
+# Full scale: stage2_unirestore-sd-turbo_8xb6-250k_imagenet-foggycityscapes-div2k.py.
+_base_ = ['../_base_/models/unirestore_tiny.py', './stage_common.py']
+
+batch_size = 4
+max_iters = 20
+embedded = dict(root=None, seed=0, size=32, n_train=4000, n_test=500)
+stage1_weights = None  # e.g. work_dirs/stage1_unirestore-tiny_1xb4-20it_embedded/unirestore.safetensors
+cls_checkpoint = 'work_dirs/recognizers/embedded_cls_resnet-tiny.pth'
+seg_checkpoint = 'work_dirs/recognizers/embedded_seg_fcn-tiny.pth'
+mean, std = [123.675, 116.28, 103.53], [58.395, 57.12, 57.375]
+
+cls_recognizer = dict(
+    type='mmpretrain.ImageClassifier',
+    backbone=dict(type='mmpretrain.ResNet', depth=18, stem_channels=16, base_channels=16, num_stages=3,
+                  strides=(1, 2, 2), dilations=(1, 1, 1), out_indices=(2, ), init_cfg=None),
+    neck=dict(type='mmpretrain.GlobalAveragePooling'),
+    head=dict(type='mmpretrain.LinearClsHead', num_classes=10, in_channels=64,
+              loss=dict(type='mmpretrain.CrossEntropyLoss')),
+    data_preprocessor=dict(type='mmpretrain.ClsDataPreprocessor', num_classes=10, mean=mean, std=std, to_rgb=True))
+seg_recognizer = dict(
+    type='mmseg.EncoderDecoder',
+    data_preprocessor=dict(type='mmseg.SegDataPreProcessor', mean=mean, std=std, bgr_to_rgb=True, pad_val=0,
+                           seg_pad_val=255),
+    backbone=dict(type='mmseg.ResNetV1c', depth=18, stem_channels=16, base_channels=16, num_stages=3,
+                  strides=(1, 2, 1), dilations=(1, 1, 2), out_indices=(2, ), norm_cfg=dict(type='BN'),
+                  init_cfg=None),
+    decode_head=dict(type='mmseg.FCNHead', in_channels=64, in_index=0, channels=32, num_convs=1, concat_input=False,
+                     num_classes=11, norm_cfg=dict(type='BN'), align_corners=False,
+                     loss_decode=dict(type='mmseg.CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)),
+    train_cfg=dict(), test_cfg=dict(mode='whole'))
+
+model = dict(
+    _delete_=True,
+    type='unirestore_mm.TaskRestorer',
+    restorer=dict(type='unirestore_mm.UniRestore', preset='tiny'),
+    checkpoint=stage1_weights,
+    trainable=['tfa', 'prompts'],
+    recognizers=dict(
+        cls=dict(config=cls_recognizer, checkpoint=cls_checkpoint, frozen=True),
+        seg=dict(config=seg_recognizer, checkpoint=seg_checkpoint, frozen=True)),
+    tasks=dict(
+        ir=dict(type='ir', weight=10.0),
+        cls=dict(type='cls', recognizer='cls', weight=0.1, ir_weight=1.0),
+        seg=dict(type='seg', recognizer='seg', weight=0.1, ir_weight=1.0, ignore_index=255)),
+    task='ir', num_steps=1, seed=0,
+    data_preprocessor=dict(type='unirestore_mm.PairedDataPreprocessor', bgr_to_rgb=True))
+
+degrade = [dict(type='unirestore_mm.RandomDegradation', corruptions='imagenet_c', resize_short_side=None, seed=0)]
+train_dataloader = dict(
+    batch_size=batch_size, num_workers=0, persistent_workers=False,
+    sampler=dict(type='DefaultSampler', shuffle=False),  # the order comes from the batch sampler
+    batch_sampler=dict(type='unirestore_mm.TaskBatchSampler'),
+    dataset=dict(
+        type='unirestore_mm.MultiTaskDataset',
+        # the paper's per-sample weights: stage-1 set 1, ImageNet subset 0.2, Foggy Cityscapes 10
+        weights=dict(ir=1.0, cls=0.2, seg=10.0),
+        datasets=dict(
+            ir=dict(type='unirestore_mm.EmbeddedRestorationDataset', split='train', **embedded, pipeline=[
+                dict(type='unirestore_mm.LoadPairedImages'), *degrade,
+                dict(type='unirestore_mm.PackRestorationInputs', sample_type='base')]),
+            cls=dict(type='unirestore_mm.DegradedDataset',
+                     dataset=dict(type='unirestore_mm.EmbeddedClsDataset', split='train', **embedded,
+                                  pipeline=[dict(type='LoadImageFromFile')]),
+                     pipeline=[*degrade, dict(type='unirestore_mm.PackRestorationInputs', sample_type='cls')]),
+            seg=dict(type='unirestore_mm.DegradedDataset',
+                     dataset=dict(type='unirestore_mm.EmbeddedSegDataset', split='train', **embedded,
+                                  pipeline=[dict(type='LoadImageFromFile'), dict(type='mmseg.LoadAnnotations')]),
+                     pipeline=[*degrade, dict(type='unirestore_mm.PackRestorationInputs', sample_type='seg')]))))
+val_dataloader = None
+val_cfg = None
+val_evaluator = None
+test_dataloader = None
+test_cfg = None
+test_evaluator = None
+
+train_cfg = dict(type='unirestore_mm.ExactResumeIterBasedTrainLoop', max_iters=max_iters)
+optim_wrapper = dict(
+    constructor='unirestore_mm.SqrtScaledOptimWrapperConstructor',
+    lr_scaling=dict(batch_size=batch_size, base_batch_size=64),
+    optimizer=dict(type='AdamW', lr=1e-4, weight_decay=0.01))
+param_scheduler = [dict(type='unirestore_mm.OneCycleCosineLR', pct_start=0.1, div_factor=10.0, by_epoch=False)]
+custom_hooks = [dict(type='unirestore_mm.TaskDataCheckHook')]
+default_hooks = dict(checkpoint=dict(interval=10), logger=dict(interval=5))
+# several processes: each batch's task is the same on every process, but the other prompts get no gradient
+model_wrapper_cfg = dict(type='MMDistributedDataParallel', find_unused_parameters=True)

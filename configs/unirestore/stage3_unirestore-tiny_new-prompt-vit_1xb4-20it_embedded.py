@@ -1,0 +1,64 @@
+# Stage 3 (DESIGN §3) on CPU: a prompt for a new downstream model -- here a small ViT classifier the restorer has
+# never seen -- learns alone: every other weight of UniRestore (stage-1 parts, TFAs, the old prompts) is frozen
+# and stays bit-identical, so the old tasks' outputs do not change.  Loss: 0.1 * CE through the frozen ViT (the
+# ir L1 term has nothing to train here and is skipped).
+#   python tools/train.py configs/unirestore/stage3_unirestore-tiny_new-prompt-vit_1xb4-20it_embedded.py \
+#       --cfg-options model.checkpoint=work_dirs/stage2_unirestore-tiny_1xb4-20it_embedded-3tasks/unirestore.safetensors
+# For a new *task* with its own data, change the dataset and the task's type (cls or seg) and recognizer.
+_base_ = ['../_base_/models/unirestore_tiny.py', './stage_common.py']
+
+batch_size = 4
+max_iters = 20
+embedded = dict(root=None, seed=0, size=32, n_train=4000, n_test=500)
+stage2_weights = None  # e.g. work_dirs/stage2_unirestore-tiny_1xb4-20it_embedded-3tasks/unirestore.safetensors
+vit_checkpoint = 'work_dirs/recognizers/embedded_cls_vit-tiny.pth'
+new_prompt = 'cls_vit'
+
+vit_recognizer = dict(
+    type='mmpretrain.ImageClassifier',
+    backbone=dict(type='mmpretrain.VisionTransformer',
+                  arch=dict(embed_dims=32, num_layers=2, num_heads=2, feedforward_channels=64),
+                  img_size=32, patch_size=4, out_type='cls_token', init_cfg=None),
+    neck=None,
+    head=dict(type='mmpretrain.VisionTransformerClsHead', num_classes=10, in_channels=32,
+              loss=dict(type='mmpretrain.CrossEntropyLoss')),
+    data_preprocessor=dict(type='mmpretrain.ClsDataPreprocessor', num_classes=10, mean=[127.5, 127.5, 127.5],
+                           std=[127.5, 127.5, 127.5], to_rgb=True))
+
+model = dict(
+    _delete_=True,
+    type='unirestore_mm.TaskRestorer',
+    restorer=dict(type='unirestore_mm.UniRestore', preset='tiny'),
+    checkpoint=stage2_weights,
+    new_tasks=[new_prompt],           # a zero prompt (or dict(cls_vit='cls') to start from the cls prompt)
+    trainable=['prompts'],
+    trainable_prompts=[new_prompt],   # only this one learns
+    recognizers=dict(vit=dict(config=vit_recognizer, checkpoint=vit_checkpoint, frozen=True)),
+    tasks={new_prompt: dict(type='cls', recognizer='vit', weight=0.1, ir_weight=1.0)},
+    task=new_prompt, num_steps=1, seed=0,
+    data_preprocessor=dict(type='unirestore_mm.PairedDataPreprocessor', bgr_to_rgb=True))
+
+train_dataloader = dict(
+    batch_size=batch_size, num_workers=0, persistent_workers=False,
+    sampler=dict(type='InfiniteSampler', shuffle=True),
+    dataset=dict(type='unirestore_mm.DegradedDataset',
+                 dataset=dict(type='unirestore_mm.EmbeddedClsDataset', split='train', **embedded,
+                              pipeline=[dict(type='LoadImageFromFile')]),
+                 pipeline=[dict(type='unirestore_mm.RandomDegradation', corruptions='imagenet_c',
+                                resize_short_side=None, seed=0),
+                           dict(type='unirestore_mm.PackRestorationInputs', sample_type='cls')]))
+val_dataloader = None
+val_cfg = None
+val_evaluator = None
+test_dataloader = None
+test_cfg = None
+test_evaluator = None
+
+train_cfg = dict(type='unirestore_mm.ExactResumeIterBasedTrainLoop', max_iters=max_iters)
+optim_wrapper = dict(
+    constructor='unirestore_mm.SqrtScaledOptimWrapperConstructor',
+    lr_scaling=dict(batch_size=batch_size, base_batch_size=64),
+    optimizer=dict(type='AdamW', lr=1e-4, weight_decay=0.01))
+param_scheduler = [dict(type='unirestore_mm.OneCycleCosineLR', pct_start=0.1, div_factor=10.0, by_epoch=False)]
+custom_hooks = [dict(type='unirestore_mm.TaskDataCheckHook')]
+default_hooks = dict(checkpoint=dict(interval=10), logger=dict(interval=5))

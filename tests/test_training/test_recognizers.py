@@ -1,0 +1,69 @@
+"""Recognizers from any mmpretrain / mmseg config and checkpoint: frozen, in eval mode, clear errors."""
+import numpy as np
+import pytest
+import torch
+
+from unirestore_mm.models import build_recognizer
+from .helpers import TINY_CLS, TINY_SEG, save_recognizer
+
+
+@pytest.fixture(scope='module')
+def ckpts(tmp_path_factory):
+    d = tmp_path_factory.mktemp('rec')
+    return dict(cls=save_recognizer(TINY_CLS, str(d / 'cls.pth')), seg=save_recognizer(TINY_SEG, str(d / 'seg.pth')),
+                dir=d)
+
+
+def test_frozen_recognizers_stay_frozen_in_eval_mode_and_pass_gradients(ckpts):
+    for kind, cfg in (('cls', TINY_CLS), ('seg', TINY_SEG)):
+        rec = build_recognizer(cfg, checkpoint=ckpts[kind])
+        assert rec.kind == kind and rec.num_classes == 4 and rec.classes[0] == 'class0'
+        rec.train()
+        assert not rec.model.training and not any(m.training for m in rec.model.modules())
+        assert not any(p.requires_grad for p in rec.parameters())
+        x = torch.rand(2, 3, 32, 32, requires_grad=True)
+        out = rec.logits(x)
+        assert out.shape == ((2, 4) if kind == 'cls' else (2, 4, 32, 32))
+        out.sum().backward()
+        assert x.grad is not None and x.grad.abs().sum() > 0
+        # the saved weights are the ones in use
+        saved = torch.load(ckpts[kind], weights_only=True)['state_dict']
+        k = next(iter(saved))
+        assert torch.equal(rec.model.state_dict()[k], saved[k])
+
+
+def test_normalisation_follows_the_recognizers_preprocessor(ckpts):
+    rec = build_recognizer(TINY_CLS, checkpoint=ckpts['cls'])
+    assert not rec.expects_bgr  # to_rgb=True: it flips BGR inputs, ours are RGB already
+    x = torch.zeros(1, 3, 2, 2)
+    x[:, 0] = 1.0  # pure red
+    y = rec.normalize(x)
+    assert y[0, 0, 0, 0] == pytest.approx((255 - 123.675) / 58.395)
+    bgr = dict(TINY_CLS, data_preprocessor=dict(TINY_CLS['data_preprocessor'], to_rgb=False))
+    rec2 = build_recognizer(bgr, checkpoint=ckpts['cls'])
+    assert rec2.expects_bgr and rec2.normalize(x)[0, 2, 0, 0] == pytest.approx((255 - 103.53) / 57.375)
+
+
+def test_library_config_paths_and_cfg_options(ckpts):
+    rec = build_recognizer('mmpretrain::resnet/resnet18_8xb16_cifar10.py', frozen=False,
+                           cfg_options={'model.head.num_classes': 4})
+    assert rec.kind == 'cls' and rec.num_classes == 4 and not rec.frozen
+    assert any(p.requires_grad for p in rec.parameters())
+
+
+def test_bad_recognizer_inputs_fail_clearly(ckpts, tmp_path):
+    with pytest.raises(ValueError, match='needs its trained weights'):
+        build_recognizer(TINY_CLS)  # frozen without a checkpoint
+    with pytest.raises(ValueError, match='does not fit its config'):
+        build_recognizer(TINY_CLS, checkpoint=ckpts['seg'])
+    with pytest.raises(FileNotFoundError):
+        build_recognizer(TINY_CLS, checkpoint=str(tmp_path / 'nope.pth'))
+    with pytest.raises(ValueError, match='mmpretrain or mmseg'):
+        build_recognizer(dict(type='ImageClassifier'), checkpoint=ckpts['cls'])
+    # a checkpoint with pickled objects is refused unless the user trusts it
+    state = torch.load(ckpts['cls'], weights_only=True)
+    state['meta']['odd'] = np.arange(3)  # numpy arrays are not weights_only-loadable
+    torch.save(state, tmp_path / 'pickled.pth')
+    with pytest.raises(ValueError, match='allow_pickle=True'):
+        build_recognizer(TINY_CLS, checkpoint=str(tmp_path / 'pickled.pth'))
+    assert build_recognizer(TINY_CLS, checkpoint=str(tmp_path / 'pickled.pth'), allow_pickle=True).num_classes == 4
