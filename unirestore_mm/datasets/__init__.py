@@ -1,0 +1,18 @@
+"""Datasets: paired restoration, degraded task datasets, the embedded set and the benchmark-set writer.
+
+Transforms live in :mod:`unirestore_mm.datasets.transforms` (importable with mmengine alone).
+"""
+from .benchmark import load_manifest, make_benchmark_set
+from .embedded import (EMBEDDED_CLASSES, EmbeddedClsDataset, EmbeddedRestorationDataset, EmbeddedSegDataset, EMBEDDED_PALETTE, EMBEDDED_SEG_CLASSES, build_embedded_set,
+                       default_data_root, embedded_cls_dataset_cfg, embedded_seg_dataset_cfg,
+                       embedded_set_path, load_fashion_mnist)
+from .paired import CorruptSampleError, DegradedDataset, PairedImageDataset
+from .transforms import *  # noqa: F401,F403 - registers the transforms
+from .transforms import __all__ as _transforms_all
+
+__all__ = [
+    'load_manifest', 'make_benchmark_set', 'EMBEDDED_CLASSES', 'EMBEDDED_PALETTE', 'EMBEDDED_SEG_CLASSES',
+    'build_embedded_set', 'default_data_root', 'embedded_cls_dataset_cfg', 'embedded_seg_dataset_cfg',
+    'embedded_set_path', 'load_fashion_mnist', 'EmbeddedClsDataset', 'EmbeddedRestorationDataset',
+    'EmbeddedSegDataset', 'CorruptSampleError', 'DegradedDataset', 'PairedImageDataset'
+] + list(_transforms_all)

@@ -1,0 +1,152 @@
+"""The registered transforms: RandomDegradation, Degradation, Add*, loading, cropping, packing."""
+import numpy as np
+import pytest
+
+from unirestore_mm.datasets.transforms import (NAMED_DEGRADATIONS, PAPER_SEVERITY_PROBS, AddFog,
+                                               AddGaussianNoise, Degradation, LoadPairedImages,
+                                               PackRestorationInputs, PairedRandomCrop, RandomDegradation)
+from unirestore_mm.registry import TRANSFORMS
+
+from .helpers import textured
+
+
+def results_for(img, idx=0, **extra):
+    return dict(img=img.copy(), sample_idx=idx, img_path=f'/x/{idx:04d}.png', **extra)
+
+
+def test_prob_zero_changes_nothing():
+    img = textured(8, 8)
+    for t in (RandomDegradation(prob=0.0, seed=0), AddFog(prob=0, seed=1), RandomDegradation(prob=0.0)):
+        out = t(results_for(img))
+        np.testing.assert_array_equal(out['img'], img)
+        np.testing.assert_array_equal(out['gt_img'], img)
+        assert out['degradation']['name'] == 'none'
+
+
+def test_same_seed_and_index_same_output_in_any_order():
+    img = textured(24, 24)
+    t1 = RandomDegradation(corruptions='all', seed=7)
+    t2 = RandomDegradation(corruptions='all', seed=7)
+    a = [t1(results_for(img, i)) for i in range(6)]
+    b = [t2(results_for(img, i)) for i in reversed(range(6))][::-1]  # another worker, another order
+    for ra, rb in zip(a, b):
+        np.testing.assert_array_equal(ra['img'], rb['img'])
+        assert ra['degradation'] == rb['degradation']
+    assert len({(r['degradation']['name'], r['degradation']['severity']) for r in a}) > 1
+    c = RandomDegradation(corruptions='all', seed=8)(results_for(img, 0))
+    assert c['degradation']['seed'] != a[0]['degradation']['seed']
+
+
+def test_unseeded_records_a_replayable_seed():
+    img = textured(16, 16)
+    out = RandomDegradation(corruptions=['gaussian_noise'], resize_short_side=None)(results_for(img))
+    rec = out['degradation']
+    assert rec['name'] == 'gaussian_noise' and 1 <= rec['severity'] <= 5 and isinstance(rec['seed'], int)
+    np.testing.assert_array_equal(out['gt_img'], img)
+    assert out['img'].shape == img.shape and out['img'].dtype == np.uint8
+
+
+def test_seed_without_sample_idx_uses_path_then_content():
+    img = textured(8, 8)
+    t = AddGaussianNoise(seed=0)
+    a = t(dict(img=img.copy(), img_path='/a/1.png'))['img']
+    b = t(dict(img=img.copy(), img_path='/other/root/1.png'))['img']  # same file name, other machine
+    np.testing.assert_array_equal(a, b)
+    c = t(dict(img=img.copy()))['img']
+    np.testing.assert_array_equal(c, t(dict(img=img.copy()))['img'])
+
+
+def test_paper_severity_sampling():
+    t = RandomDegradation(corruptions=['brightness'], resize_short_side=None, seed=0)
+    img = np.zeros((2, 2, 3), np.uint8)
+    counts = np.bincount([t(results_for(img, i))['degradation']['severity'] for i in range(2000)],
+                         minlength=6)[1:]
+    np.testing.assert_allclose(counts / 2000, PAPER_SEVERITY_PROBS, atol=0.035)
+
+
+def test_random_downscale_and_back():
+    img = textured(200, 300)
+    t = RandomDegradation(corruptions=['gaussian_noise'], resize_short_side=(128, 129), seed=0)
+    out = t(results_for(img))
+    assert out['img'].shape == img.shape and out['degradation']['short_side'] == 128
+    small = textured(64, 64)  # never up-scaled
+    assert t(results_for(small))['degradation']['short_side'] is None
+
+
+def test_bgr_and_rgb_pipelines_agree():
+    img = textured(16, 16)
+    for name in ('snow', 'frost', 'haze', 'brightness'):
+        bgr = Degradation(name, severity=4, seed=3, channel_order='bgr')(results_for(img[..., ::-1]))['img']
+        rgb = Degradation(name, severity=4, seed=3, channel_order='rgb')(results_for(img))['img']
+        np.testing.assert_array_equal(bgr[..., ::-1], rgb)
+
+
+def test_several_keys_get_the_same_corruption():
+    img = textured(16, 16)
+    out = AddGaussianNoise(keys=['img', 'img2'], seed=0)(results_for(img, img2=img.copy()))
+    np.testing.assert_array_equal(out['img'], out['img2'])
+
+
+def test_other_images_kept_in_shape_and_dtype():
+    t = RandomDegradation(corruptions='all', seed=0, resize_short_side=(4, 6))
+    for img in (np.zeros((7, 5), np.uint8), np.zeros((1, 1, 3), np.uint8), np.zeros((9, 7, 4), np.uint8),
+                np.full((9, 7, 3), 1000, np.uint16), np.full((9, 7, 1), 3, np.uint8),
+                np.full((9, 7, 3), 100.0, np.float32)):
+        for i in range(4):
+            out = t(results_for(img, i))['img']
+            assert out.shape == img.shape and out.dtype == img.dtype
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match='unknown corruption'):
+        RandomDegradation(corruptions=['fog', 'tornado'])
+    with pytest.raises(ValueError, match='severity'):
+        Degradation('fog', severity=7)
+    with pytest.raises(ValueError, match='severity_probs'):
+        RandomDegradation(severity_probs=(0.5, 0.5))
+    with pytest.raises(ValueError, match='prob'):
+        RandomDegradation(prob=1.5)
+    with pytest.raises(ValueError, match='weights'):
+        RandomDegradation(corruptions=['fog', 'snow'], weights=[1.0])
+    with pytest.raises(ValueError, match='resize_short_side'):
+        RandomDegradation(resize_short_side=(512, 128))
+    with pytest.raises(ValueError, match='channel_order'):
+        RandomDegradation(channel_order='hsv')
+    with pytest.raises(KeyError, match='img'):
+        RandomDegradation()(dict(gt=1))
+
+
+def test_repr_is_informative():
+    r = repr(RandomDegradation(corruptions=['fog', 'snow'], seed=3))
+    for part in ("'fog'", "'snow'", 'seed=3', 'resize_short_side=(128, 512)', '0.4', "keys=['img']"):
+        assert part in r, r
+    assert "corruption='fog'" in repr(AddFog(severity=2)) and 'severity=2' in repr(AddFog(severity=2))
+    assert 'crop_size=(4, 4)' in repr(PairedRandomCrop(4))
+    assert "sample_type='cls'" in repr(PackRestorationInputs(sample_type='cls'))
+    assert 'color_type' in repr(LoadPairedImages())
+
+
+def test_registry_builds_every_transform():
+    assert len(NAMED_DEGRADATIONS) == 21
+    for cls in NAMED_DEGRADATIONS.values():
+        t = TRANSFORMS.build(dict(type=f'unirestore_mm.{cls.__name__}', severity=1, seed=0))
+        assert isinstance(t, cls)
+    t = TRANSFORMS.build(dict(type='unirestore_mm.RandomDegradation', corruptions='weather', seed=0))
+    assert t.corruptions == ['rain_streaks', 'haze', 'low_light', 'raindrops']
+
+
+def test_paired_crop_and_pack():
+    img, gt = textured(10, 12, 1), textured(10, 12, 2)
+    seg = np.arange(120, dtype=np.uint8).reshape(10, 12)
+    res = PairedRandomCrop(6, seed=0)(dict(img=img, gt_img=gt, gt_seg_map=seg, sample_idx=3))
+    assert res['img'].shape == (6, 6, 3) and res['gt_seg_map'].shape == (6, 6)
+    r, c = np.argwhere(seg == res['gt_seg_map'][0, 0])[0]
+    np.testing.assert_array_equal(res['img'], img[r:r + 6, c:c + 6])
+    np.testing.assert_array_equal(res['gt_img'], gt[r:r + 6, c:c + 6])
+    padded = PairedRandomCrop(16)(dict(img=img, gt_img=gt))
+    assert padded['img'].shape == (16, 16, 3)
+    res['degradation'] = dict(name='fog', severity=3, seed=1, short_side=None)
+    packed = PackRestorationInputs(sample_type='base')(res)
+    assert tuple(packed['inputs'].shape) == (3, 6, 6)
+    assert tuple(packed['data_samples'].gt_img.shape) == (3, 6, 6)
+    assert packed['data_samples'].metainfo['degradation']['name'] == 'fog'
