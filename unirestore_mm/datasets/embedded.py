@@ -6,7 +6,7 @@ and textures (DESIGN.md §10).  The label is the item's class; the mask is the i
 class.  Everything is drawn from one seed, so a seed gives the same set on every machine with the same
 sources (the source list and their checksums are recorded in ``meta.json``).
 
-Build it with :func:`build_embedded_set` (or ``python -m unirestore_mm.datasets.embedded``); it is
+Build it with :func:`build_embedded_set` (or ``python tools/build_embedded_set.py``); it is
 written on first use, to a temporary folder renamed into place when complete, so it is never
 half-written, and later calls return at once.  Default location: ``$UNIRESTORE_DATA/embedded``, else
 ``<repository>/data/embedded`` (git-ignored) when the package runs from a checkout, else
@@ -151,19 +151,21 @@ def _background(sources, size, rng):
 def _composite(bg, item, size, rng):
     """Put a recoloured, scaled, shifted item on ``bg``; return image and the boolean item mask."""
     k = int(rng.integers(int(round(size * 0.55)), int(round(size * 0.95)) + 1))
-    a = cv2.resize(item.astype(np.float32) / 255.0, (k, k), interpolation=cv2.INTER_LINEAR)
+    item = item.astype(np.float32)
+    a = cv2.resize(item / max(float(item.max()), 1.0), (k, k), interpolation=cv2.INTER_LINEAR)
     top, left = int(rng.integers(0, size - k + 1)), int(rng.integers(0, size - k + 1))
     alpha = np.zeros((size, size), np.float32)
     alpha[top:top + k, left:left + k] = a
+    # Every non-background pixel of the item (dark items included) is part of it and opaque.
+    region = alpha > 0.04
+    lum_w = np.array([0.299, 0.587, 0.114], np.float32)
+    bg_lum = float((bg[region] @ lum_w).mean()) if region.any() else 0.5
     # Colour far enough in luminance from the background under the item, so it stays visible.
-    region = alpha > 0.15
-    bg_lum = float((bg[region] @ np.array([0.299, 0.587, 0.114], np.float32)).mean()) if region.any() else 0.5
     color = rng.uniform(0, 1, size=3).astype(np.float32)
-    lum = float(color @ np.array([0.299, 0.587, 0.114], np.float32))
-    target = rng.uniform(0.65, 0.95) if bg_lum < 0.5 else rng.uniform(0.05, 0.35)
-    color = np.clip(color + (target - lum), 0, 1)
-    shade = (0.55 + 0.45 * alpha)[..., None]  # the item's own texture modulates its colour
-    opacity = np.clip(alpha * 1.6, 0, 1)[..., None] * 0.95
+    target = rng.uniform(0.7, 0.95) if bg_lum < 0.5 else rng.uniform(0.05, 0.3)
+    color = np.clip(color + (target - float(color @ lum_w)), 0, 1)
+    shade = (0.6 + 0.4 * alpha)[..., None]  # the item's own texture modulates its colour
+    opacity = np.clip(alpha * 4.0, 0, 1)[..., None]
     img = bg * (1 - opacity) + color * shade * opacity
     return np.clip(img, 0, 1), region
 
@@ -325,21 +327,7 @@ def EmbeddedRestorationDataset(split: str = 'train', root: Optional[str] = None,
 def _register():
     from unirestore_mm.registry import DATASETS
     for fn in (EmbeddedClsDataset, EmbeddedSegDataset, EmbeddedRestorationDataset):
-        DATASETS.register_module(name=fn.__name__, module=fn, force=True)
+        DATASETS.register_module(name=fn.__name__, module=fn)
 
 
 _register()
-
-if __name__ == '__main__':
-    import argparse
-    parser = argparse.ArgumentParser(description='Build the embedded benchmark set (idempotent).')
-    parser.add_argument('--root', default=None)
-    parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--size', type=int, default=32)
-    parser.add_argument('--n-train', type=int, default=4000)
-    parser.add_argument('--n-test', type=int, default=500)
-    parser.add_argument('--force', action='store_true')
-    a = parser.parse_args()
-    t0 = time.time()
-    print(build_embedded_set(a.root, a.seed, a.size, a.n_train, a.n_test, a.force),
-          f'({time.time() - t0:.1f} s)')
