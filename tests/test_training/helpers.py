@@ -99,11 +99,11 @@ TINY_SEG = dict(
     train_cfg=dict(), test_cfg=dict(mode='whole'))
 
 
-def save_recognizer(cfg, path, classes=CLASSES, seed=0):
+def save_recognizer(cfg, path, classes=CLASSES, seed=0, scope=None):
     """Build a tiny recognizer with random weights and save {'state_dict', 'meta'} (weights_only-loadable)."""
     from mmengine.registry import DefaultScope
     from mmengine.registry import MODELS
-    scope = cfg['type'].split('.')[0]
+    scope = scope or cfg['type'].split('.')[0]
     import importlib
     importlib.import_module(f'{scope}.models')
     torch.manual_seed(seed)

@@ -1,0 +1,174 @@
+"""Every recipe runs a few iterations on the tiny preset (CPU), with data and recognizers the tests write."""
+import copy
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.dataset import pseudo_collate
+from mmengine.registry import DefaultScope
+from mmengine.runner import Runner
+
+from unirestore_mm.engine import load_training_checkpoint
+from unirestore_mm.registry import DATASETS, MODELS
+from .helpers import (CLASSES, CONFIGS, cls_dataset, ir_dataset, save_recognizer, seg_dataset, tiny_runtime,
+                      write_task_data)
+
+UNI = osp.join(CONFIGS, 'unirestore')
+STAGE2 = osp.join(UNI, 'stage2_unirestore-tiny_1xb4-20it_embedded-3tasks.py')
+STAGE3 = osp.join(UNI, 'stage3_unirestore-tiny_new-prompt-vit_1xb4-20it_embedded.py')
+FROZEN_CLS = osp.join(CONFIGS, 'mmpretrain', 'resnet18-cifar_frozen-recognizer_unirestore-tiny_1xb4-20it_embedded.py')
+FROZEN_SEG = osp.join(CONFIGS, 'mmseg', 'pspnet_r18-d8_frozen-recognizer_unirestore-tiny_1xb4-20it_embedded.py')
+JOINT_CLS = osp.join(CONFIGS, 'mmpretrain', 'resnet18-unirestore-tiny_joint_1xb4-20it_embedded.py')
+JOINT_SEG = osp.join(CONFIGS, 'mmseg', 'pspnet_r18-d8-unirestore-tiny_joint_1xb4-20it_embedded.py')
+ITERS = 2
+
+
+@pytest.fixture(scope='module')
+def data(tmp_path_factory):
+    return write_task_data(str(tmp_path_factory.mktemp('data')))
+
+
+def set_classes(model_cfg, n):
+    """Point a recipe's recognizer at the test data's classes."""
+    for head in ('head', 'decode_head', 'auxiliary_head'):
+        if model_cfg.get(head):
+            model_cfg[head]['num_classes'] = n
+    pre = model_cfg.get('data_preprocessor')
+    if pre is not None and 'num_classes' in pre:
+        pre['num_classes'] = n
+
+
+def shrink(cfg, work, batch=2):
+    tiny_runtime(cfg, work, ITERS, interval=ITERS)
+    cfg.train_dataloader.batch_size = batch
+    if cfg.optim_wrapper.get('lr_scaling'):
+        cfg.optim_wrapper.lr_scaling.batch_size = batch
+    return cfg
+
+
+def run(cfg):
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    return runner
+
+
+def snapshot(module):
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def changed(before, module):
+    after = module.state_dict()
+    return {k for k in before if not torch.equal(before[k], after[k])}
+
+
+def stage2_cfg(tmp_path, data):
+    cfg = Config.fromfile(STAGE2)
+    recs = cfg.model.recognizers
+    for name in ('cls', 'seg'):
+        set_classes(recs[name].config, len(CLASSES))
+        recs[name].checkpoint = save_recognizer(recs[name].config.to_dict(), str(tmp_path / f'{name}.pth'))
+    cfg.train_dataloader.dataset.datasets = dict(ir=ir_dataset(data), cls=cls_dataset(data), seg=seg_dataset(data))
+    return cfg
+
+
+def test_stage2_three_tasks_through_frozen_recognizers(tmp_path, data):
+    cfg = shrink(stage2_cfg(tmp_path, data), tmp_path / 'work')
+    # one mixed batch first: every task's loss, gradients only where they belong
+    with DefaultScope.overwrite_default_scope('unirestore_mm'):
+        model = MODELS.build(copy.deepcopy(cfg.model))
+        ds = DATASETS.build(copy.deepcopy(cfg.train_dataloader.dataset))
+    batch = pseudo_collate([ds[i] for i in (0, 9, 17)])  # ir, cls, seg samples (8 of each)
+    assert [s.task for s in batch['data_samples']] == ['ir', 'cls', 'seg']
+    model.train()
+    losses = model(**model.data_preprocessor(batch, True), mode='loss')
+    assert set(losses) == {'loss_ir', 'loss_cls_ce', 'loss_cls_ir', 'loss_seg_ce', 'loss_seg_ir'}
+    sum(losses.values()).backward()
+    r = model.restorer
+    assert all(p.grad is not None for p in r.tfa.parameters())
+    assert all(r.prompts[t].grad is not None for t in ('ir', 'cls', 'seg'))
+    assert all(not p.requires_grad for m in (r.cfrm, r.controller, r.skip_adapters, r.prior, model.recognizers)
+               for p in m.parameters())
+    assert not model.recognizers['cls'].model.training
+
+    runner = Runner.from_cfg(cfg)
+    frozen = {n: snapshot(getattr(runner.model.restorer, n)) for n in ('cfrm', 'controller', 'skip_adapters')}
+    rec = snapshot(runner.model.recognizers)
+    tfa = snapshot(runner.model.restorer.tfa)
+    runner.train()
+    assert all(not changed(frozen[n], getattr(runner.model.restorer, n)) for n in frozen)
+    assert not changed(rec, runner.model.recognizers)  # frozen, BN statistics included
+    assert changed(tfa, runner.model.restorer.tfa)
+    ckpt = load_training_checkpoint(str(tmp_path / 'work' / f'iter_{ITERS}.pth'))
+    assert {k.split('.')[1] for k in ckpt['state_dict']} == {'tfa', 'prompts'}
+
+
+def test_stage3_new_prompt_only(tmp_path, data):
+    cfg = Config.fromfile(STAGE3)
+    vit = cfg.model.recognizers.vit
+    set_classes(vit.config, len(CLASSES))
+    vit.checkpoint = save_recognizer(vit.config.to_dict(), str(tmp_path / 'vit.pth'))
+    cfg.train_dataloader.dataset = cls_dataset(data)
+    cfg = shrink(cfg, tmp_path / 'work')
+    runner = Runner.from_cfg(cfg)
+    before = snapshot(runner.model)
+    runner.train()
+    assert changed(before, runner.model) == {'restorer.prompts.prompts.cls_vit'}
+    ckpt = load_training_checkpoint(str(tmp_path / 'work' / f'iter_{ITERS}.pth'))
+    assert list(ckpt['state_dict']) == ['restorer.prompts.prompts.cls_vit']
+
+
+@pytest.mark.parametrize('recipe,kind', [(FROZEN_CLS, 'cls'), (FROZEN_SEG, 'seg')])
+def test_frozen_recognizer_from_library_configs(tmp_path, data, recipe, kind):
+    cfg = Config.fromfile(recipe)
+    spec = cfg.model.recognizers[kind]
+    n = 10 if kind == 'cls' else 11  # the recipes' class counts (the embedded set's)
+    classes = tuple(f'c{i}' for i in range(n))
+    from unirestore_mm.models.recognizers import _load_config
+    parsed = _load_config(spec.config, spec.get('cfg_options'))
+    spec.checkpoint = save_recognizer(parsed['model'].to_dict(), str(tmp_path / 'rec.pth'), classes=classes,
+                                      scope=parsed['scope'])
+    cfg.train_dataloader.dataset = (cls_dataset if kind == 'cls' else seg_dataset)(data, classes=classes)
+    runner = Runner.from_cfg(shrink(cfg, tmp_path / 'work'))
+    rec = snapshot(runner.model.recognizers)
+    runner.train()
+    assert not changed(rec, runner.model.recognizers)
+    assert runner.iter == ITERS
+
+
+def test_dataset_classes_that_do_not_match_the_recognizer_stop_before_training(tmp_path, data):
+    cfg = Config.fromfile(FROZEN_CLS)
+    spec = cfg.model.recognizers.cls
+    from unirestore_mm.models.recognizers import _load_config
+    parsed = _load_config(spec.config)
+    spec.checkpoint = save_recognizer(parsed['model'].to_dict(), str(tmp_path / 'rec.pth'),
+                                      classes=tuple(f'c{i}' for i in range(10)), scope=parsed['scope'])
+    cfg.train_dataloader.dataset = cls_dataset(data)  # 4 classes
+    runner = Runner.from_cfg(shrink(cfg, tmp_path / 'work'))
+    with pytest.raises(ValueError, match='4 classes but recognizer'):
+        runner.train()
+    assert runner.iter == 0
+
+
+@pytest.mark.parametrize('recipe,kind', [(JOINT_CLS, 'cls'), (JOINT_SEG, 'seg')])
+def test_joint_training_through_restored_backbone(tmp_path, data, recipe, kind):
+    cfg = Config.fromfile(recipe)
+    set_classes(cfg.model, len(CLASSES))
+    if kind == 'cls':
+        cfg.data_preprocessor.num_classes = len(CLASSES)
+    cfg.train_dataloader.dataset = (cls_dataset if kind == 'cls' else seg_dataset)(data)
+    runner = Runner.from_cfg(shrink(cfg, tmp_path / 'work'))
+    bb = runner.model.backbone
+    before_r = {n: snapshot(getattr(bb.restorer, n)) for n in ('tfa', 'cfrm')}
+    before_b = snapshot(bb.backbone)
+    runner.train()
+    assert changed(before_r['tfa'], bb.restorer.tfa) and not changed(before_r['cfrm'], bb.restorer.cfrm)
+    assert changed(before_b, bb.backbone)  # the recognizer learns too
+    groups = runner.optim_wrapper.optimizer.param_groups
+    restorer_ids = {id(p) for p in bb.restorer.parameters()}
+    peak = {('restorer' if id(g['params'][0]) in restorer_ids else 'recognizer'): g['initial_lr'] for g in groups}
+    assert peak['restorer'] == pytest.approx(peak['recognizer'] * 0.1)
+    ckpt = load_training_checkpoint(str(tmp_path / 'work' / f'iter_{ITERS}.pth'))
+    assert not any('.prior.' in k for k in ckpt['state_dict'])
+    assert any('restorer.tfa' in k for k in ckpt['state_dict']) and not any('restorer.cfrm' in k
+                                                                          for k in ckpt['state_dict'])
