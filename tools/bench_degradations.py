@@ -44,9 +44,14 @@ def main():
     w = args.size[1] if len(args.size) > 1 else h
     cv2.setNumThreads(args.threads)
     img = test_image(h, w)
+    try:
+        import torch
+        torch_version = torch.__version__
+    except ImportError:  # pragma: no cover
+        torch_version = 'not installed'
     print(f'machine: {platform.platform()} | {platform.processor() or platform.machine()} | '
           f'{os.cpu_count()} CPUs | python {platform.python_version()} | numpy {np.__version__} | '
-          f'opencv {cv2.__version__} | cv2 threads {cv2.getNumThreads()}')
+          f'opencv {cv2.__version__} (threads {cv2.getNumThreads()}) | torch {torch_version} (unused)')
     print(f'image: {h}x{w} uint8 RGB, severities {args.severities}, best of {args.repeats} per severity; '
           'worst severity reported')
     print(f'{"corruption":<20}{"images/s":>10}{"s/image":>10}  worst severity')
@@ -65,6 +70,16 @@ def main():
         print(f'{name:<20}{1.0 / worst:>10.1f}{worst:>10.4f}  {worst_sev}')
         if worst > args.max_seconds:
             slow.append(name)
+    # The whole transform as a training pipeline runs it: paper sampling, down-scale and back, BGR.
+    from unirestore_mm.datasets.transforms import RandomDegradation
+    t = RandomDegradation(corruptions=args.corruptions, seed=0)
+    bgr = np.ascontiguousarray(img[..., ::-1])
+    n = max(2 * len(args.corruptions), 10)
+    start = time.perf_counter()
+    for i in range(n):
+        t(dict(img=bgr, sample_idx=i))
+    per = (time.perf_counter() - start) / n
+    print(f'{"RandomDegradation":<20}{1.0 / per:>10.1f}{per:>10.4f}  paper sampling, mean of {n} samples')
     if slow:
         print(f'FAIL: slower than {args.max_seconds} s an image: {slow}')
         return 1

@@ -200,3 +200,21 @@ def test_missing_pairs_and_empty_folders(tmp_path):
     write_text.write_text('a.png a.png\nb.png\n')
     ds = PairedImageDataset(data_root=str(tmp_path), ann_file='pairs.txt')
     assert len(ds) == 2 and ds.get_data_info(1)['img_path'] == ds.get_data_info(1)['gt_path']
+
+
+def test_same_degraded_images_with_any_number_of_workers(tmp_path):
+    from mmengine.dataset import pseudo_collate
+    from torch.utils.data import DataLoader
+    for i in range(6):
+        write_image(str(tmp_path / f'gt/{i}.png'), 16, 16, seed=i)
+    ds = PairedImageDataset(data_root=str(tmp_path), data_prefix=dict(gt_path='gt'), pipeline=[
+        dict(type='unirestore_mm.LoadPairedImages'),
+        dict(type='unirestore_mm.RandomDegradation', corruptions='all', seed=123, resize_short_side=(8, 12)),
+        dict(type='unirestore_mm.PackRestorationInputs')])
+
+    def run(workers):
+        loader = DataLoader(ds, batch_size=2, num_workers=workers, collate_fn=pseudo_collate, shuffle=False)
+        return [x for batch in loader for x in batch['inputs']]
+
+    single, multi = run(0), run(2)
+    assert all(torch.equal(a, b) for a, b in zip(single, multi)) and len(single) == 6

@@ -234,11 +234,12 @@ def _glass_blur(x, severity, rng):
     sigma, delta, iters = [(0.7, 1, 2), (0.9, 2, 1), (1, 2, 3), (1.1, 3, 2), (1.5, 4, 2)][severity - 1]
     x = _gaussian(x, sigma)
     h, w = x.shape[:2]
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.int32)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     for _ in range(iters):
         # Vectorised local shuffle: every pixel takes a random neighbour within ±delta.
-        d = rng.integers(-delta, delta + 1, size=(2, h, w), dtype=np.int32)
-        x = x[np.clip(yy + d[0], 0, h - 1), np.clip(xx + d[1], 0, w - 1)]
+        d = rng.integers(-delta, delta + 1, size=(2, h, w), dtype=np.int8).astype(np.float32)
+        x = cv2.remap(x, xx + d[1], yy + d[0], cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
+        x = x.reshape(h, w, -1)
     return _gaussian(x, sigma)
 
 
