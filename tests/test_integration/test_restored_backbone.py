@@ -159,7 +159,7 @@ def test_mmseg_segmenter_with_scoped_backbone_from_another_library():
     with DefaultScope.overwrite_default_scope('mmseg'):
         model = SEG_MODELS.build(cfg)
     assert type(model.backbone.backbone).__module__.startswith('mmpretrain')
-    out = model(torch.randn(1, 3, 32, 32), mode='tensor')
+    out = model.eval()(torch.randn(1, 3, 32, 32), mode='tensor')
     assert out.shape[:2] == (1, 4)
 
 
