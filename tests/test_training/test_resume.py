@@ -25,7 +25,8 @@ def stage1_cfg(tmp_path, work, max_iters=6, interval=2, extra_hooks=()):
     cfg.train_dataloader.dataset = ir_dataset(data)
     cfg.train_dataloader.batch_size = 2
     cfg.optim_wrapper.lr_scaling.batch_size = 2
-    cfg.custom_imports = dict(imports=['unirestore_mm', 'tests.test_training.killpoint'], allow_failed_imports=False)
+    # 'tests' is taken by a package in site-packages (model-index installs one): import the hooks as test_training.*
+    cfg.custom_imports = dict(imports=['unirestore_mm', 'test_training.killpoint'], allow_failed_imports=False)
     cfg.custom_hooks = [dict(type='RecordLossHook', path=str(work / 'losses.jsonl'))] + list(extra_hooks)
     return cfg
 
@@ -95,7 +96,7 @@ def test_sigkill_mid_iteration_resumes_from_last_checkpoint(tmp_path, reference)
                      extra_hooks=[dict(type='KillPointHook', at=5, marker=str(marker))])
     cfg_path = tmp_path / 'killed.py'
     cfg.dump(str(cfg_path))
-    env = dict(os.environ, PYTHONPATH=REPO)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([REPO, osp.join(REPO, 'tests')]))
     proc = subprocess.Popen(_train_cmd(cfg_path, work), cwd=REPO, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, start_new_session=True)
     try:

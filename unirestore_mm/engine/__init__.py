@@ -4,10 +4,10 @@ from .checkpoint import (TrainedPartsCheckpointHook, atomic_save_safetensors, at
 from .hooks import FreezeHook, TaskDataCheckHook
 from .loops import ExactResumeIterBasedTrainLoop
 from .multitask_data import MultiTaskDataset, TaskBatchSampler
-from .optim import OneCycleCosineLR, SqrtScaledOptimWrapperConstructor, sqrt_scaled_lr
+from .optim import BF16OptimWrapper, OneCycleCosineLR, SqrtScaledOptimWrapperConstructor, sqrt_scaled_lr
 
 __all__ = [
-    'ExactResumeIterBasedTrainLoop', 'FreezeHook', 'MultiTaskDataset', 'TaskBatchSampler', 'OneCycleCosineLR', 'SqrtScaledOptimWrapperConstructor', 'TaskDataCheckHook',
+    'BF16OptimWrapper', 'ExactResumeIterBasedTrainLoop', 'FreezeHook', 'MultiTaskDataset', 'TaskBatchSampler', 'OneCycleCosineLR', 'SqrtScaledOptimWrapperConstructor', 'TaskDataCheckHook',
     'TrainedPartsCheckpointHook', 'atomic_save_safetensors', 'atomic_torch_save', 'load_training_checkpoint',
     'sqrt_scaled_lr', 'trained_keys', 'trained_state_dict',
 ]

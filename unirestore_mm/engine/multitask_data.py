@@ -129,7 +129,7 @@ class TaskBatchSampler(BatchSampler):
 
     def __init__(self, sampler: Sampler, batch_size: int, drop_last: bool = True, seed: Optional[int] = None,
                  weights: Optional[Mapping[str, float]] = None):
-        dataset = getattr(sampler, 'dataset', None)
+        dataset = getattr(sampler, 'dataset', None) or getattr(sampler, 'data_source', None)
         if not isinstance(dataset, MultiTaskDataset):
             raise TypeError('TaskBatchSampler needs a MultiTaskDataset (dataset=dict(type='
                             f"'unirestore_mm.MultiTaskDataset', ...)); got {type(dataset).__name__}")

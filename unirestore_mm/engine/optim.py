@@ -5,6 +5,7 @@
   frozen prior and recognizers stay out of the optimizer state), with
   ``lr = base_lr * sqrt(batch_size * world_size * accumulative_counts / base_batch_size)``; per-part learning
   rates come from mmengine's ``paramwise_cfg.custom_keys`` (``lr_mult``), relative to the scaled lr.
+* :class:`BF16OptimWrapper`: bf16 autocast mixed precision on CPU and GPU (no loss scaling needed).
 * :class:`OneCycleCosineLR`: cosine warm-up from ``peak / div_factor`` to each group's own peak (its scaled lr)
   over ``pct_start`` of the run, then cosine annealing to ``peak / div_factor / final_div_factor``; the values
   follow from the step alone, so a resumed run continues exactly.
@@ -19,18 +20,22 @@ Config::
 """
 import copy
 import math
+from contextlib import contextmanager
 from typing import List, Optional
+
+import torch
 
 from mmengine.dist import get_world_size
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
-from mmengine.optim import DefaultOptimWrapperConstructor
+from mmengine.optim import DefaultOptimWrapperConstructor, OptimWrapper
 from mmengine.optim.scheduler.lr_scheduler import LRSchedulerMixin
 from mmengine.optim.scheduler.param_scheduler import _ParamScheduler
 from mmengine.registry import OPTIM_WRAPPERS, OPTIMIZERS
 from torch import nn
 
 from ..registry import OPTIM_WRAPPER_CONSTRUCTORS, PARAM_SCHEDULERS
+from ..registry import OPTIM_WRAPPERS as OPTIM_WRAPPERS_LOCAL
 
 PAPER_BASE_BATCH = 64
 PAPER_BASE_LR = 1e-4
@@ -129,3 +134,31 @@ class OneCycleCosineParamScheduler(_ParamScheduler):
 @PARAM_SCHEDULERS.register_module()
 class OneCycleCosineLR(LRSchedulerMixin, OneCycleCosineParamScheduler):
     """:class:`OneCycleCosineParamScheduler` for the learning rate."""
+
+
+@OPTIM_WRAPPERS_LOCAL.register_module()
+class BF16OptimWrapper(OptimWrapper):
+    """Mixed precision with bfloat16 autocast, on CPU or GPU (mmengine's ``AmpOptimWrapper`` needs a GPU).
+
+    bf16 keeps fp32's exponent range, so no loss scaling is needed; weights, gradients and optimizer state stay
+    fp32.  Where bf16 is not supported (older GPUs) it trains in fp32 and says so.  Config::
+
+        optim_wrapper = dict(type='unirestore_mm.BF16OptimWrapper', optimizer=dict(type='AdamW', lr=1e-4))
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._warned = False
+
+    @contextmanager
+    def optim_context(self, model: nn.Module):
+        with super().optim_context(model):
+            param = next(model.parameters(), None)
+            device = param.device.type if param is not None else 'cpu'
+            enabled = device == 'cpu' or (device == 'cuda' and torch.cuda.is_bf16_supported())
+            if not enabled and not self._warned:
+                print_log(f'bf16 autocast is not supported on {device}; training in fp32', logger='current',
+                          level=30)
+                self._warned = True
+            with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=enabled):
+                yield
