@@ -101,3 +101,32 @@ def test_built_prior_is_recorded_in_config(tmp_path):
     model.save_pretrained(str(tmp_path))
     again = UniRestore.from_pretrained(str(tmp_path))
     assert torch.equal(again.prior.unet.conv_in.weight, prior.unet.conv_in.weight)
+
+
+def test_null_embedding_computed_once_with_the_folders_text_encoder(tmp_path):
+    transformers = pytest.importorskip('transformers')
+    import json
+    folder = save_tiny_diffusers_folder(tmp_path / 'sd', null=False)
+    (tmp_path / 'vocab').mkdir()
+    vocab = {'<|startoftext|>': 0, '<|endoftext|>': 1, '!': 2, 'a</w>': 3}
+    (tmp_path / 'vocab' / 'vocab.json').write_text(json.dumps(vocab))
+    (tmp_path / 'vocab' / 'merges.txt').write_text('#version: 0.2\n')
+    tokenizer = transformers.CLIPTokenizer(vocab_file=str(tmp_path / 'vocab' / 'vocab.json'),
+                                           merges_file=str(tmp_path / 'vocab' / 'merges.txt'), pad_token='!',
+                                           model_max_length=77)
+    tokenizer.save_pretrained(str(folder / 'tokenizer'))
+    torch.manual_seed(0)
+    encoder = transformers.CLIPTextModel(transformers.CLIPTextConfig(
+        vocab_size=4, hidden_size=32, intermediate_size=37, num_hidden_layers=1, num_attention_heads=4,
+        max_position_embeddings=77, bos_token_id=0, eos_token_id=1, pad_token_id=2))
+    encoder.save_pretrained(str(folder / 'text_encoder'))
+
+    prior = DiffusionPrior.from_pretrained(str(folder))
+    ids = tokenizer([''], padding='max_length', max_length=77, return_tensors='pt').input_ids
+    with torch.no_grad():
+        expected = encoder(ids)[0]
+    assert torch.allclose(prior.null_embedding, expected, atol=1e-6)
+    assert (folder / NULL_EMBEDDING_FILE).is_file()  # cached: the next load needs no text encoder
+    (folder / 'text_encoder' / 'model.safetensors').unlink()
+    again = DiffusionPrior.from_pretrained(str(folder))
+    assert torch.equal(again.null_embedding, prior.null_embedding)
