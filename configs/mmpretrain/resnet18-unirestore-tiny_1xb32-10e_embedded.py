@@ -34,10 +34,13 @@ train_dataloader = dict(batch_size=32)
 val_dataloader = dict(batch_size=32)
 test_dataloader = dict(batch_size=32)
 
-# 10 epochs of the 4,000 embedded training images (1,250 iterations)
+# 10 epochs of the 4,000 embedded training images, counted in iterations (so that
+# --cfg-options train_cfg.max_iters=N shortens any shipped config the same way)
+max_iters = 1250
 optim_wrapper = dict(optimizer=dict(lr=0.05))
-param_scheduler = dict(type='MultiStepLR', by_epoch=True, milestones=[6, 8], gamma=0.1)
-train_cfg = dict(by_epoch=True, max_epochs=10, val_interval=5)
-default_hooks = dict(logger=dict(interval=50), checkpoint=dict(interval=5, max_keep_ckpts=2))
+param_scheduler = dict(type='MultiStepLR', by_epoch=False, milestones=[750, 1000], gamma=0.1)
+train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=max_iters, val_interval=625)
+default_hooks = dict(logger=dict(interval=50), checkpoint=dict(by_epoch=False, interval=625, max_keep_ckpts=2))
+log_processor = dict(by_epoch=False)
 auto_scale_lr = dict(base_batch_size=32)
 randomness = dict(seed=0)

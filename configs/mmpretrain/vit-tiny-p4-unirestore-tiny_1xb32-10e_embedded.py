@@ -37,11 +37,14 @@ val_dataloader = dict(batch_size=32)
 test_dataloader = dict(batch_size=32)
 
 optim_wrapper = dict(optimizer=dict(lr=1e-3), clip_grad=dict(max_norm=5.0))
+# 10 epochs of the 4,000 embedded training images, counted in iterations
+max_iters = 1250
 param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-3, by_epoch=True, end=1, convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', eta_min=1e-5, by_epoch=True, begin=1),
+    dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=125),
+    dict(type='CosineAnnealingLR', eta_min=1e-5, by_epoch=False, begin=125, end=max_iters, T_max=max_iters - 125),
 ]
-train_cfg = dict(by_epoch=True, max_epochs=10, val_interval=5)
-default_hooks = dict(logger=dict(interval=50), checkpoint=dict(interval=5, max_keep_ckpts=2))
+train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=max_iters, val_interval=625)
+default_hooks = dict(logger=dict(interval=50), checkpoint=dict(by_epoch=False, interval=625, max_keep_ckpts=2))
+log_processor = dict(by_epoch=False)
 auto_scale_lr = dict(base_batch_size=32)
 randomness = dict(seed=0)
