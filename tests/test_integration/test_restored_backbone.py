@@ -107,7 +107,8 @@ def test_restorer_checkpoint_loaded_and_checked(tmp_path):
     m = make(restorer_checkpoint=str(tmp_path / 'rec.pth'))
     assert float(m.restorer.prompts.prompts['cls'].mean()) == 0.5
     with pytest.raises(ValueError, match='does not match'):
-        make(restorer=dict(preset='tiny', tasks=['ir', 'cls', 'seg', 'det']), restorer_checkpoint=str(tmp_path / 'rec.pth'))
+        make(restorer=dict(preset='tiny', tasks=['ir', 'cls', 'seg', 'det']),
+             restorer_checkpoint=str(tmp_path / 'rec.pth'))
 
 
 @pytest.mark.parametrize('kwargs,match', [

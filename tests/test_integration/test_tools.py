@@ -81,3 +81,27 @@ def test_restore_tool(tmp_path):
     bad = subprocess.run([sys.executable, 'tools/restore.py', str(tmp_path / 'missing'), '--out', str(tmp_path / 'o2')],
                          cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=120)
     assert bad.returncode != 0 and 'no such file or folder' in bad.stderr
+
+
+def _embedded_set_available():
+    try:
+        import skimage  # noqa: F401
+        from unirestore_mm.datasets import load_fashion_mnist
+        load_fashion_mnist('test')
+    except Exception:  # noqa: BLE001 - the set's sources are missing here
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _embedded_set_available(), reason='embedded set sources (scikit-image, Fashion-MNIST) missing')
+def test_shipped_config_on_the_embedded_set(tmp_path):
+    """The shipped config as is (the embedded set, built on first use): 2 iterations, then tools/test.py."""
+    work = tmp_path / 'work'
+    run([sys.executable, 'tools/train.py', CONFIG, '--work-dir', str(work), '--cfg-options', 'train_cfg.max_iters=2',
+         'train_cfg.val_begin=1000', 'default_hooks.checkpoint.interval=2', 'train_dataloader.num_workers=0',
+         'train_dataloader.persistent_workers=False'], timeout=600)
+    assert (work / 'iter_2.pth').is_file()
+    out = run([sys.executable, 'tools/test.py', CONFIG, str(work / 'iter_2.pth'), '--work-dir', str(work),
+               '--cfg-options', 'test_dataloader.num_workers=0', 'test_dataloader.persistent_workers=False'],
+              timeout=600)
+    assert re.search(r'Iter\(test\) \[32/32\].*PSNR: [0-9.]+\s+SSIM: [0-9.]+', out), out[-2000:]

@@ -68,7 +68,8 @@ class RestoreImage:
                  seed: Optional[int] = 0, channel_order: str = 'bgr', keys: Sequence[str] = ('img', ),
                  lazy: bool = True):
         if not isinstance(restorer, (dict, str)):
-            raise TypeError(f'restorer must be a config dict or a save_pretrained folder, got {type(restorer).__name__}')
+            raise TypeError('restorer must be a config dict or a save_pretrained folder, got '
+                            f'{type(restorer).__name__}')
         if channel_order not in ('bgr', 'rgb'):
             raise ValueError(f"channel_order must be 'bgr' or 'rgb', got {channel_order!r}")
         if not isinstance(num_steps, int) or not 1 <= num_steps <= 4:
