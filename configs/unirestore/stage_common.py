@@ -13,3 +13,5 @@ default_hooks = dict(
                     max_keep_ckpts=2, safetensors=True, export_restorer='unirestore'),
 )
 log_processor = dict(type='LogProcessor', window_size=50, by_epoch=False)
+# each process draws its own noise and timesteps (seed + rank); the samplers stay in step across processes
+randomness = dict(seed=0, diff_rank_seed=True)

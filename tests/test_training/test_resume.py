@@ -149,3 +149,24 @@ def test_atomic_writes_survive_sigkill(tmp_path):
         assert ckpt["w"].numel() == 1_000_000 and bool((ckpt['w'] == ckpt['i']).all())
         for p in tmp_path.glob('.*.tmp'):  # a killed writer may leave its temporary file, never the target
             p.unlink()
+
+
+def test_torchrun_two_processes_gloo(tmp_path):
+    """The same recipe under torchrun (2 CPU processes, gloo): every process's random state is saved."""
+    work = tmp_path / 'dist'
+    cfg = stage1_cfg(tmp_path, work, max_iters=2, interval=2)
+    cfg.train_dataloader.batch_size = 1
+    cfg.optim_wrapper.lr_scaling.batch_size = 1
+    cfg_path = tmp_path / 'dist.py'
+    cfg.dump(str(cfg_path))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([REPO, osp.join(REPO, 'tests')]))
+    cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2', '--master_port=29533',
+           osp.join(REPO, 'tools', 'train.py'), str(cfg_path), '--work-dir', str(work), '--launcher', 'pytorch']
+    out = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, timeout=400)
+    assert out.returncode == 0, out.stderr.decode()[-3000:]
+    ckpt = load_training_checkpoint(str(work / 'iter_2.pth'))
+    assert ckpt['meta']['world_size'] == 2 and len(ckpt['rng_state']) == 2
+    # diff_rank_seed: each process its own noise stream
+    assert not torch.equal(ckpt['rng_state'][0]['torch'], ckpt['rng_state'][1]['torch'])
+    # lr scaled for the global batch: 1 per process x 2 processes
+    assert ckpt['optimizer']['param_groups'][0]['initial_lr'] == pytest.approx(1e-4 * (2 / 64) ** 0.5)
