@@ -88,3 +88,25 @@ def test_trained_keys_include_buffers_of_trained_modules_only():
     m.recognizer.requires_grad_(True)
     keys = trained_keys(m)
     assert 'recognizer.1.running_mean' in keys and 'recognizer.1.num_batches_tracked' in keys
+
+
+def test_freeze_hook_freezes_keeps_eval_and_detects_changes():
+    from types import SimpleNamespace
+
+    from unirestore_mm.engine import FreezeHook
+    m = two_part_model()
+    m.recognizer.requires_grad_(True)
+    runner = SimpleNamespace(model=m, iter=0)
+    hook = FreezeHook(['recognizer'], check_interval=1)
+    hook.before_run(runner)
+    assert not any(p.requires_grad for p in m.recognizer.parameters())
+    m.train()
+    hook.before_train_iter(runner, 0)
+    assert not m.recognizer.training and m.restorer.training
+    hook.after_train_iter(runner, 0)  # unchanged: fine
+    with torch.no_grad():
+        m.recognizer[0].weight.add_(1)
+    with pytest.raises(RuntimeError, match='frozen recognizer.0.weight changed'):
+        hook.after_train_iter(runner, 0)
+    with pytest.raises(ValueError, match="no module 'recognizer.9'"):
+        FreezeHook(['recognizer.9']).before_run(runner)

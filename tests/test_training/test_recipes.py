@@ -116,6 +116,12 @@ def test_stage3_new_prompt_only(tmp_path, data):
     assert changed(before, runner.model) == {'restorer.prompts.prompts.cls_vit'}
     ckpt = load_training_checkpoint(str(tmp_path / 'work' / f'iter_{ITERS}.pth'))
     assert list(ckpt['state_dict']) == ['restorer.prompts.prompts.cls_vit']
+    # chaining: the exported restorer (with the new prompt) is the next run's checkpoint
+    nxt = copy.deepcopy(cfg.model)
+    nxt.checkpoint = str(tmp_path / 'work' / 'unirestore.safetensors')
+    with DefaultScope.overwrite_default_scope('unirestore_mm'):
+        model = MODELS.build(nxt)
+    assert torch.equal(model.restorer.prompts['cls_vit'], runner.model.restorer.prompts['cls_vit'])
 
 
 @pytest.mark.parametrize('recipe,kind', [(FROZEN_CLS, 'cls'), (FROZEN_SEG, 'seg')])

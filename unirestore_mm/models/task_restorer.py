@@ -31,7 +31,7 @@ Example (stage 2 on the paper's three tasks)::
 
 Stage 3 (a new prompt only): ``new_tasks=['det']``, ``trainable=['prompts']``, ``trainable_prompts=['det']``.
 """
-import copy
+import os.path as osp
 from typing import Dict, List, Mapping, Optional, Sequence
 
 import torch
@@ -43,7 +43,8 @@ from ..registry import MODELS
 from .autoencoder import needs_grad
 from .losses import ir_loss
 from .recognizers import Recognizer, build_recognizer
-from .restorer_model import RestorerSpec, UniRestoreModel, pad_batch
+from .restorer_model import RestorerSpec, UniRestoreModel, load_checkpoint_state, load_restorer_weights, pad_batch
+from .unirestore import WEIGHTS_NAME
 
 TASK_TYPES = ('ir', 'cls', 'seg')
 DEFAULT_WEIGHTS = dict(ir=10.0, cls=0.1, seg=0.1)
@@ -106,14 +107,23 @@ class TaskRestorer(UniRestoreModel):
         if isinstance(new_tasks, str):
             new_tasks = [new_tasks]
         new_names = list(new_tasks)
-        super().__init__(restorer=restorer, checkpoint=checkpoint, stage=2, trainable=tuple(trainable),
+        super().__init__(restorer=restorer, checkpoint=None, stage=2, trainable=tuple(trainable),
                          task='ir' if task in new_names else task, num_steps=num_steps, seed=seed,
                          data_preprocessor=data_preprocessor, init_cfg=init_cfg)
-        # -- new prompts (stage 3) --
+        # -- new prompts (stage 3): those the checkpoint already has (a resumed or chained stage 3) are added
+        # before loading it, the others after, as zeros or copies --
         items = new_tasks.items() if isinstance(new_tasks, Mapping) else [(n, None) for n in new_tasks]
-        for name, init_from in items:
-            if name not in self.restorer.prompts:
-                self.restorer.add_task(name, init_from=init_from)
+        pending = [(n, f) for n, f in items if n not in self.restorer.prompts]
+        if checkpoint:
+            keys = set(load_checkpoint_state(checkpoint)) if not osp.isdir(checkpoint) else set(
+                load_checkpoint_state(osp.join(checkpoint, WEIGHTS_NAME)))
+            saved = [(n, f) for n, f in pending if any(k.endswith('prompts.prompts.' + n) for k in keys)]
+            for name, _ in saved:
+                self.restorer.add_task(name)
+            pending = [p for p in pending if p not in saved]
+            load_restorer_weights(self.restorer, checkpoint)
+        for name, init_from in pending:
+            self.restorer.add_task(name, init_from=init_from)
         self.restorer.prompts[task]
         self.task = task
         # -- recognizers --
