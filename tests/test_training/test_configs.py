@@ -1,0 +1,47 @@
+"""Every recipe parses; the paper-scale ones carry the paper's settings and name configs that exist."""
+import glob
+import os.path as osp
+
+import pytest
+from mmengine.config import Config
+from mmengine.hub import get_config
+
+from .helpers import CONFIGS
+
+MINE = sorted(glob.glob(osp.join(CONFIGS, 'unirestore', 'stage[0-9]*.py')) +
+              glob.glob(osp.join(CONFIGS, '*', '*joint*.py')) + glob.glob(osp.join(CONFIGS, '*', '*frozen*.py')))
+
+
+def test_there_is_a_recipe_for_every_stage_and_mode():
+    names = [osp.basename(p) for p in MINE]
+    for prefix in ('stage1_', 'stage2_', 'stage3_'):
+        assert sum(n.startswith(prefix) for n in names) == 2, prefix  # tiny (CPU) and paper scale
+    assert sum('joint' in n for n in names) == 2 and sum('frozen' in n for n in names) == 2
+
+
+@pytest.mark.parametrize('path', MINE, ids=[osp.basename(p) for p in MINE])
+def test_recipes_parse_and_use_the_safe_training_machinery(path):
+    cfg = Config.fromfile(path)
+    assert cfg.train_cfg.type == 'unirestore_mm.ExactResumeIterBasedTrainLoop'
+    assert cfg.default_hooks.checkpoint.type == 'unirestore_mm.TrainedPartsCheckpointHook'
+    assert cfg.optim_wrapper.constructor == 'unirestore_mm.SqrtScaledOptimWrapperConstructor'
+    assert cfg.optim_wrapper.optimizer.type == 'AdamW'
+    assert cfg.param_scheduler[0].type == 'unirestore_mm.OneCycleCosineLR' and cfg.param_scheduler[0].pct_start == 0.1
+
+
+@pytest.mark.parametrize('path,iters', [('stage1_unirestore-sd-turbo_8xb6-200k_div2k.py', 200000),
+                                        ('stage2_unirestore-sd-turbo_8xb6-250k_imagenet-foggycityscapes-div2k.py',
+                                         250000),
+                                        ('stage3_unirestore-sd-turbo_new-prompt-vit-b_8xb6-250k_imagenet.py', 250000)])
+def test_paper_scale_settings(path, iters):
+    cfg = Config.fromfile(osp.join(CONFIGS, 'unirestore', path))
+    assert cfg.train_cfg.max_iters == iters
+    assert cfg.train_dataloader.batch_size == 6  # x 8 GPUs = 48
+    assert cfg.optim_wrapper.lr_scaling == dict(batch_size=6, base_batch_size=64)
+    assert cfg.optim_wrapper.optimizer.lr == 1e-4 and cfg.optim_wrapper.optimizer.weight_decay == 0.01
+    assert cfg.model.restorer.preset == 'sd-turbo'
+    if 'stage2' in path:
+        assert dict(cfg.train_dataloader.dataset.weights) == dict(ir=1.0, cls=0.2, seg=10.0)
+        assert cfg.model.trainable == ['tfa', 'prompts']
+    for rec in (cfg.model.get('recognizers') or {}).values():
+        assert get_config(rec.config, pretrained=False).model  # the named library config exists
