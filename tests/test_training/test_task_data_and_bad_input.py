@@ -111,3 +111,28 @@ def test_multitask_data_for_a_task_without_loss_stops_before_training(tmp_path, 
     with pytest.raises(ValueError, match="task 'det', but the model has no loss"):
         runner.train()
     assert runner.iter == 0
+
+
+def test_task_restorer_joint_mode_trains_the_recognizer_too(ckpts):
+    from mmpretrain.structures import DataSample
+
+    from unirestore_mm.engine import trained_keys
+    model = TaskRestorer(recognizers=dict(cls=dict(config=TINY_CLS, checkpoint=ckpts['cls'], frozen=False)),
+                         tasks=dict(cls=dict(type='cls', recognizer='cls', weight=0.5, ir_weight=2.0)))
+    model.train()
+    assert model.recognizers['cls'].model.training
+    def sample(label):
+        s = DataSample().set_gt_label(label)
+        s.set_metainfo(dict(img_shape=(32, 32)))
+        return s
+
+    samples = [sample(i) for i in range(2)]
+    losses = model.compute_losses(torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32), samples)
+    assert set(losses) == {'loss_cls_ce', 'loss_cls_ir'}
+    sum(losses.values()).backward()
+    assert model.recognizers['cls'].model.head.fc.weight.grad is not None
+    keys = trained_keys(model)
+    assert any(k.endswith('bn1.running_mean') for k in keys) and any('.tfa.' in k for k in keys)
+    with pytest.raises(ValueError, match='outside the recognizer'):
+        bad = [sample(7)]
+        model.compute_losses(torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32), bad)
