@@ -105,3 +105,12 @@ def test_shipped_config_on_the_embedded_set(tmp_path):
                '--cfg-options', 'test_dataloader.num_workers=0', 'test_dataloader.persistent_workers=False'],
               timeout=600)
     assert re.search(r'Iter\(test\) \[32/32\].*PSNR: [0-9.]+\s+SSIM: [0-9.]+', out), out[-2000:]
+
+
+def test_amp_without_gpu_is_a_clear_error(tmp_path):
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip('a GPU is present')
+    proc = subprocess.run([sys.executable, 'tools/train.py', CONFIG, '--amp', '--work-dir', str(tmp_path)], cwd=REPO,
+                          env=subprocess_env(), capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and '--amp needs a GPU' in proc.stderr
