@@ -1,8 +1,11 @@
 """The embedded benchmark set: real images that need no download, with class labels and masks.
 
 Each sample is a Fashion-MNIST item (Debian's ``dataset-fashion-mnist`` package, the same 70k items as
-the original) recoloured, scaled and shifted onto a crop of one of scikit-image's bundled photographs
-and textures (DESIGN.md §10).  The label is the item's class; the mask is the item's pixels, valued by
+the original) recoloured in a random hue (bright, shaded by its own intensities), scaled to 70-95 % of
+the side and shifted onto a dimmed crop of one of scikit-image's bundled photographs and textures
+(DESIGN.md §10).  A 3-layer CNN reaches about 65 % clean top-1 on the test split after 8 epochs
+(about half a minute on 2 idle cores), and drops to 10-45 % under ImageNet-C corruptions at severity 3:
+room for restoration to help.  The label is the item's class; the mask is the item's pixels, valued by
 class.  Everything is drawn from one seed, so a seed gives the same set on every machine with the same
 sources (the source list and their checksums are recorded in ``meta.json``).
 
@@ -136,7 +139,8 @@ def _load_skimage_sources() -> List[Tuple[str, np.ndarray]]:
 def _background(sources, size, rng):
     name, src = sources[int(rng.integers(len(sources)))]
     h, w = src.shape[:2]
-    side = int(rng.integers(max(size, min(h, w) // 8), max(size, min(h, w) // 2) + 1))
+    # Crops of 1.5 to 4 output sizes: real texture, but calm enough that the item stays the subject.
+    side = int(rng.integers(max(size, int(size * 1.5)), max(size, size * 4) + 1))
     side = min(side, h, w)
     top, left = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
     crop = src[top:top + side, left:left + side].astype(np.float32) / 255.0
@@ -150,7 +154,7 @@ def _background(sources, size, rng):
 
 def _composite(bg, item, size, rng):
     """Put a recoloured, scaled, shifted item on ``bg``; return image and the boolean item mask."""
-    k = int(rng.integers(int(round(size * 0.55)), int(round(size * 0.95)) + 1))
+    k = int(rng.integers(int(round(size * 0.7)), int(round(size * 0.95)) + 1))
     item = item.astype(np.float32)
     a = cv2.resize(item / max(float(item.max()), 1.0), (k, k), interpolation=cv2.INTER_LINEAR)
     top, left = int(rng.integers(0, size - k + 1)), int(rng.integers(0, size - k + 1))
@@ -158,13 +162,13 @@ def _composite(bg, item, size, rng):
     alpha[top:top + k, left:left + k] = a
     # Every non-background pixel of the item (dark items included) is part of it and opaque.
     region = alpha > 0.04
+    # One polarity, as in Fashion-MNIST itself: a bright item (its own intensities as shading) on a
+    # dimmed photograph, in a random hue, so shape (not colour or contrast sign) tells the class.
+    bg = bg * rng.uniform(0.3, 0.6)
     lum_w = np.array([0.299, 0.587, 0.114], np.float32)
-    bg_lum = float((bg[region] @ lum_w).mean()) if region.any() else 0.5
-    # Colour far enough in luminance from the background under the item, so it stays visible.
     color = rng.uniform(0, 1, size=3).astype(np.float32)
-    target = rng.uniform(0.7, 0.95) if bg_lum < 0.5 else rng.uniform(0.05, 0.3)
-    color = np.clip(color + (target - float(color @ lum_w)), 0, 1)
-    shade = (0.6 + 0.4 * alpha)[..., None]  # the item's own texture modulates its colour
+    color = np.clip(color + (rng.uniform(0.75, 0.95) - float(color @ lum_w)), 0, 1)
+    shade = (0.35 + 0.65 * alpha)[..., None]  # the item's own texture (seams, prints) shows
     opacity = np.clip(alpha * 4.0, 0, 1)[..., None]
     img = bg * (1 - opacity) + color * shade * opacity
     return np.clip(img, 0, 1), region
