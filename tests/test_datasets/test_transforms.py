@@ -133,6 +133,14 @@ def test_registry_builds_every_transform():
         assert isinstance(t, cls)
     t = TRANSFORMS.build(dict(type='unirestore_mm.RandomDegradation', corruptions='weather', seed=0))
     assert t.corruptions == ['rain_streaks', 'haze', 'low_light', 'raindrops']
+    assert RandomDegradation(corruptions=['demo5', 'fog']).corruptions == [
+        'fog', 'snow', 'gaussian_noise', 'motion_blur', 'low_light']
+
+
+def test_very_large_image_is_degraded_at_the_drawn_scale():
+    big = np.full((3000, 4000, 3), 90, np.uint8)
+    out = RandomDegradation(corruptions='all', seed=0)(results_for(big))
+    assert out['img'].shape == big.shape and 128 <= out['degradation']['short_side'] < 512
 
 
 def test_paired_crop_and_pack():

@@ -31,6 +31,8 @@ CORRUPTION_GROUPS = {
     'weather': WEATHER_CORRUPTIONS,
     'composite': COMPOSITE_CORRUPTIONS,
     'all': ALL_CORRUPTIONS,
+    # The five of DESIGN.md §10's small-scale trial (the embedded demo).
+    'demo5': ('fog', 'snow', 'gaussian_noise', 'motion_blur', 'low_light'),
 }
 
 
@@ -101,8 +103,8 @@ class RandomDegradation(_SeededTransform):
     ``[128, 512)`` (only when that is smaller: a down-scale), corrupted, then resized back.
 
     Args:
-        corruptions: names and/or groups (``'imagenet_c'``, ``'weather'``, ``'composite'``, ``'all'``)
-            to draw from; composites are ``'haze_rain'`` and ``'low_light_noise'``.
+        corruptions: names and/or groups (``'imagenet_c'``, ``'weather'``, ``'composite'``, ``'all'``,
+            ``'demo5'``) to draw from; composites are ``'haze_rain'`` and ``'low_light_noise'``.
         weights: optional sampling weight per expanded corruption (default uniform).
         severity: a fixed severity 1..5, or ``None`` to draw with ``severity_probs``.
         severity_probs: five probabilities for severities 1..5.
