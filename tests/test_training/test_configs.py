@@ -3,10 +3,9 @@ import glob
 import os.path as osp
 
 import pytest
-from mmengine.config import Config
 from mmengine.hub import get_config
 
-from .helpers import CONFIGS
+from .helpers import CONFIGS, load_cfg
 
 MINE = sorted(glob.glob(osp.join(CONFIGS, 'unirestore', 'stage[0-9]*.py')) +
               glob.glob(osp.join(CONFIGS, '*', '*joint*.py')) + glob.glob(osp.join(CONFIGS, '*', '*frozen*.py')))
@@ -21,7 +20,7 @@ def test_there_is_a_recipe_for_every_stage_and_mode():
 
 @pytest.mark.parametrize('path', MINE, ids=[osp.basename(p) for p in MINE])
 def test_recipes_parse_and_use_the_safe_training_machinery(path):
-    cfg = Config.fromfile(path)
+    cfg = load_cfg(path)
     assert cfg.train_cfg.type == 'unirestore_mm.ExactResumeIterBasedTrainLoop'
     assert cfg.default_hooks.checkpoint.type == 'unirestore_mm.TrainedPartsCheckpointHook'
     assert cfg.optim_wrapper.constructor == 'unirestore_mm.SqrtScaledOptimWrapperConstructor'
@@ -34,7 +33,7 @@ def test_recipes_parse_and_use_the_safe_training_machinery(path):
                                          250000),
                                         ('stage3_unirestore-sd-turbo_new-prompt-vit-b_8xb6-250k_imagenet.py', 250000)])
 def test_paper_scale_settings(path, iters):
-    cfg = Config.fromfile(osp.join(CONFIGS, 'unirestore', path))
+    cfg = load_cfg(osp.join(CONFIGS, 'unirestore', path))
     assert cfg.train_cfg.max_iters == iters
     assert cfg.train_dataloader.batch_size == 6  # x 8 GPUs = 48
     assert cfg.optim_wrapper.lr_scaling == dict(batch_size=6, base_batch_size=64)

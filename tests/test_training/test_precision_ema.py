@@ -1,6 +1,5 @@
 """bf16 mixed precision (CPU autocast), gradient accumulation and EMA, through a save / resume cycle."""
 import torch
-from mmengine.config import Config
 from mmengine.runner import Runner
 
 from unirestore_mm.engine import load_training_checkpoint, trained_keys

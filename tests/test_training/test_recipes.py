@@ -4,14 +4,13 @@ import os.path as osp
 
 import pytest
 import torch
-from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
 
 from unirestore_mm.engine import load_training_checkpoint
 from unirestore_mm.registry import DATASETS, MODELS
-from .helpers import (CLASSES, CONFIGS, cls_dataset, ir_dataset, save_recognizer, seg_dataset, tiny_runtime,
+from .helpers import (CLASSES, CONFIGS, cls_dataset, ir_dataset, load_cfg, save_recognizer, seg_dataset, tiny_runtime,
                       write_task_data)
 
 UNI = osp.join(CONFIGS, 'unirestore')
@@ -63,7 +62,7 @@ def changed(before, module):
 
 
 def stage2_cfg(tmp_path, data):
-    cfg = Config.fromfile(STAGE2)
+    cfg = load_cfg(STAGE2)
     recs = cfg.model.recognizers
     for name in ('cls', 'seg'):
         set_classes(recs[name].config, len(CLASSES))
@@ -104,7 +103,7 @@ def test_stage2_three_tasks_through_frozen_recognizers(tmp_path, data):
 
 
 def test_stage3_new_prompt_only(tmp_path, data):
-    cfg = Config.fromfile(STAGE3)
+    cfg = load_cfg(STAGE3)
     vit = cfg.model.recognizers.vit
     set_classes(vit.config, len(CLASSES))
     vit.checkpoint = save_recognizer(vit.config.to_dict(), str(tmp_path / 'vit.pth'))
@@ -126,7 +125,7 @@ def test_stage3_new_prompt_only(tmp_path, data):
 
 @pytest.mark.parametrize('recipe,kind', [(FROZEN_CLS, 'cls'), (FROZEN_SEG, 'seg')])
 def test_frozen_recognizer_from_library_configs(tmp_path, data, recipe, kind):
-    cfg = Config.fromfile(recipe)
+    cfg = load_cfg(recipe)
     spec = cfg.model.recognizers[kind]
     n = 10 if kind == 'cls' else 11  # the recipes' class counts (the embedded set's)
     classes = tuple(f'c{i}' for i in range(n))
@@ -143,7 +142,7 @@ def test_frozen_recognizer_from_library_configs(tmp_path, data, recipe, kind):
 
 
 def test_dataset_classes_that_do_not_match_the_recognizer_stop_before_training(tmp_path, data):
-    cfg = Config.fromfile(FROZEN_CLS)
+    cfg = load_cfg(FROZEN_CLS)
     spec = cfg.model.recognizers.cls
     from unirestore_mm.models.recognizers import _load_config
     parsed = _load_config(spec.config)
@@ -158,7 +157,7 @@ def test_dataset_classes_that_do_not_match_the_recognizer_stop_before_training(t
 
 @pytest.mark.parametrize('recipe,kind', [(JOINT_CLS, 'cls'), (JOINT_SEG, 'seg')])
 def test_joint_training_through_restored_backbone(tmp_path, data, recipe, kind):
-    cfg = Config.fromfile(recipe)
+    cfg = load_cfg(recipe)
     set_classes(cfg.model, len(CLASSES))
     if kind == 'cls':
         cfg.data_preprocessor.num_classes = len(CLASSES)

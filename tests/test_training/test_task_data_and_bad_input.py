@@ -1,10 +1,7 @@
 """Multi-task batches with sampling weights; bad input fails before training with a clear message."""
-import copy
 
-import numpy as np
 import pytest
 import torch
-from mmengine.config import Config
 from mmengine.runner import Runner
 from torch.utils.data import SequentialSampler
 
@@ -100,9 +97,9 @@ def test_bad_task_and_recognizer_specs_fail_at_build(ckpts):
 
 
 def test_multitask_data_for_a_task_without_loss_stops_before_training(tmp_path, ckpts):
-    from .helpers import CONFIGS, tiny_runtime
+    from .helpers import CONFIGS, load_cfg, tiny_runtime
     data = write_task_data(str(tmp_path / 'data'))
-    cfg = Config.fromfile(f'{CONFIGS}/unirestore/stage2_unirestore-tiny_1xb4-20it_embedded-3tasks.py')
+    cfg = load_cfg(f'{CONFIGS}/unirestore/stage2_unirestore-tiny_1xb4-20it_embedded-3tasks.py')
     cfg.model.recognizers = dict(cls=dict(config=TINY_CLS, checkpoint=ckpts['cls']))
     cfg.model.tasks = dict(ir=dict(type='ir'), cls=dict(type='cls', recognizer='cls'))
     cfg.train_dataloader.dataset.datasets = dict(ir=ir_dataset(data), cls=cls_dataset(data), det=cls_dataset(data))

@@ -7,7 +7,8 @@ from .multitask_data import MultiTaskDataset, TaskBatchSampler
 from .optim import BF16OptimWrapper, OneCycleCosineLR, SqrtScaledOptimWrapperConstructor, sqrt_scaled_lr
 
 __all__ = [
-    'BF16OptimWrapper', 'ExactResumeIterBasedTrainLoop', 'FreezeHook', 'MultiTaskDataset', 'TaskBatchSampler', 'OneCycleCosineLR', 'SqrtScaledOptimWrapperConstructor', 'TaskDataCheckHook',
+    'BF16OptimWrapper', 'ExactResumeIterBasedTrainLoop', 'FreezeHook', 'MultiTaskDataset', 'OneCycleCosineLR',
+    'SqrtScaledOptimWrapperConstructor', 'TaskBatchSampler', 'TaskDataCheckHook',
     'TrainedPartsCheckpointHook', 'atomic_save_safetensors', 'atomic_torch_save', 'load_training_checkpoint',
     'sqrt_scaled_lr', 'trained_keys', 'trained_state_dict',
 ]

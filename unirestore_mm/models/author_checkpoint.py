@@ -47,7 +47,8 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Uni
 
 import torch
 
-__all__ = ['AUTHOR_PREFIXES', 'convert_author_state_dict', 'load_author_state_dict', 'load_author_checkpoint', 'check_against_model']
+__all__ = ['AUTHOR_PREFIXES', 'check_against_model', 'convert_author_state_dict', 'load_author_checkpoint',
+           'load_author_state_dict']
 
 # The authors' module prefixes (after Lightning's ``model.``) and ours.
 AUTHOR_PREFIXES = {

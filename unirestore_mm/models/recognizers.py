@@ -120,8 +120,8 @@ class Recognizer(nn.Module):
                                       else torch.zeros(1, c, 1, 1)), persistent=False)
         self.register_buffer('std', (std.detach().float().view(1, -1, 1, 1) if std is not None
                                      else torch.ones(1, c, 1, 1)), persistent=False)
-        # the preprocessors flip BGR (as loaded) to RGB when to_rgb (mmpretrain) / channel_conversion (mmseg) is set; our
-        # images are RGB already, so flip them when the recognizer expects BGR, i.e. when it does *not* convert.
+        # The preprocessors flip BGR (as loaded) to RGB when to_rgb (mmpretrain) / channel_conversion (mmseg) is
+        # set; restored images are RGB already, so flip them only for a recognizer that does *not* convert.
         flips = any(bool(getattr(pre, attr, False)) for attr in ('to_rgb', 'channel_conversion', '_channel_conversion'))
         self.expects_bgr = not flips
         if frozen:
