@@ -34,6 +34,6 @@ param_scheduler = [dict(type='unirestore_mm.OneCycleCosineLR', pct_start=0.1, di
 default_hooks = dict(
     logger=dict(interval=5),
     checkpoint=dict(_delete_=True, type='unirestore_mm.TrainedPartsCheckpointHook', interval=10, max_keep_ckpts=2,
-                    export_restorer=None))
+                    export_restorer='unirestore'))  # the jointly trained restorer, for RestoredBackbone or restore.py
 log_processor = dict(by_epoch=False)
 auto_scale_lr = None

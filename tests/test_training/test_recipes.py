@@ -177,3 +177,7 @@ def test_joint_training_through_restored_backbone(tmp_path, data, recipe, kind):
     assert not any('.prior.' in k for k in ckpt['state_dict'])
     assert any('restorer.tfa' in k for k in ckpt['state_dict']) and not any('restorer.cfrm' in k
                                                                           for k in ckpt['state_dict'])
+    from unirestore_mm.models import UniRestore
+    exported = UniRestore(preset='tiny')
+    exported.load_weights(str(tmp_path / 'work' / 'unirestore.safetensors'))
+    assert torch.equal(exported.tfa.adapters[0].fuse.weight, bb.restorer.tfa.adapters[0].fuse.weight)

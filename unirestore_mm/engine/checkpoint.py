@@ -132,14 +132,15 @@ def get_rng_state() -> Dict[str, Any]:
 
 
 def set_rng_state(state: Dict[str, Any]) -> None:
+    """Inverse of :func:`get_rng_state` (``--resume`` loads checkpoints onto the GPU: states go back to the CPU)."""
     py = state['python']
     random.setstate((py[0], tuple(py[1]), py[2]))
     n = state['numpy']
-    np.random.set_state((n['name'], n['keys'].numpy().astype(np.uint32), n['pos'], n['has_gauss'],
+    np.random.set_state((n['name'], n['keys'].cpu().numpy().astype(np.uint32), n['pos'], n['has_gauss'],
                          n['cached_gaussian']))
-    torch.set_rng_state(state['torch'])
+    torch.set_rng_state(state['torch'].cpu())
     if 'cuda' in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state['cuda'])
+        torch.cuda.set_rng_state_all([s.cpu() for s in state['cuda']])
 
 
 def restore_pending_rng(runner) -> bool:
@@ -206,9 +207,9 @@ class TrainedPartsCheckpointHook(Hook):
         max_keep_ckpts: keep this many newest checkpoints (``-1``: all).
         save_optimizer, save_param_scheduler: include their state (needed for ``--resume``).
         safetensors: also write the trained weights as ``iter_N.safetensors``.
-        export_restorer: at the end of training, write the whole restorer (all its parts, not the prior) as
-            ``<work_dir>/<export_restorer>.safetensors`` when the model has a ``restorer`` attribute; it is what
-            the next stage's ``weights=`` reads and :meth:`UniRestore.load_weights` loads.
+        export_restorer: at the end of training, write the model's UniRestore (all its parts, not the prior) as
+            ``<work_dir>/<export_restorer>.safetensors`` (also from inside a ``RestoredBackbone``); it is what the
+            next stage's ``checkpoint=`` reads and :meth:`UniRestore.load_weights` loads.
         extra_keys: state-dict keys to save although frozen.
         out_dir: folder (default: the work dir).
     """
@@ -236,12 +237,16 @@ class TrainedPartsCheckpointHook(Hook):
             self.save(runner)
 
     def after_train(self, runner) -> None:
+        if not self.export_restorer or not is_main_process():
+            return
+        from ..models.unirestore import UniRestore
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-        restorer = getattr(model, 'restorer', None)
-        if self.export_restorer and isinstance(restorer, nn.Module) and is_main_process():
-            path = osp.join(self.out_dir or runner.work_dir, f'{self.export_restorer}.safetensors')
-            atomic_save_safetensors(restorer.state_dict(), path, metadata={'format': 'pt', 'iter': runner.iter})
-            print_log(f'restorer weights written to {path}', logger='current')
+        restorer = next((m for m in model.modules() if isinstance(m, UniRestore)), None)
+        if restorer is None:
+            return
+        path = osp.join(self.out_dir or runner.work_dir, f'{self.export_restorer}.safetensors')
+        atomic_save_safetensors(restorer.state_dict(), path, metadata={'format': 'pt', 'iter': runner.iter})
+        print_log(f'restorer weights written to {path}', logger='current')
 
     # -- saving ---------------------------------------------------------------------------------------------
     def build_checkpoint(self, runner) -> Dict[str, Any]:
