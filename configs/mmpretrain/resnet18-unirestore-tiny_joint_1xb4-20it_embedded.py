@@ -37,3 +37,5 @@ default_hooks = dict(
                     export_restorer='unirestore'))  # the jointly trained restorer, for RestoredBackbone or restore.py
 log_processor = dict(by_epoch=False)
 auto_scale_lr = None
+# several processes: the other tasks' prompts get no gradient in this recipe
+model_wrapper_cfg = dict(type='MMDistributedDataParallel', find_unused_parameters=True)

@@ -34,3 +34,5 @@ default_hooks = dict(
     checkpoint=dict(_delete_=True, type='unirestore_mm.TrainedPartsCheckpointHook', interval=10, max_keep_ckpts=2,
                     export_restorer='unirestore'))  # the jointly trained restorer, for RestoredBackbone or restore.py
 log_processor = dict(by_epoch=False)
+# several processes: the other tasks' prompts get no gradient in this recipe
+model_wrapper_cfg = dict(type='MMDistributedDataParallel', find_unused_parameters=True)
