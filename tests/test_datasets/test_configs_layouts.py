@@ -205,3 +205,21 @@ def test_acdc(tmp_path):
     assert len(ds) == 4
     assert tuple(s['inputs'].shape) == (3, 16, 16) and 'gt_img' not in s['data_samples']
     assert s['data_samples'].gt_sem_seg.data.shape[-2:] == (16, 16)
+
+
+def test_corrupt_file_in_a_wrapped_mmseg_dataset(tmp_path):
+    pytest.importorskip('mmseg')
+    from unirestore_mm.datasets import CorruptSampleError
+    _cityscapes_files(tmp_path, 'leftImg8bit', '_leftImg8bit.png', n=3)
+    bad = tmp_path / 'leftImg8bit/val/aachen/aachen_000001_000019_leftImg8bit.png'
+    bad.write_bytes(b'\x89PNG broken')
+    cfg = Config.fromfile(osp.join(CFG_DIR, 'cityscapes.py'))
+    ds_cfg = _patch(copy.deepcopy(cfg.val_dataloader.dataset), str(tmp_path))
+    with DefaultScope.overwrite_default_scope('unirestore_mm'):
+        strict = DATASETS.build(ds_cfg)
+        with pytest.raises(CorruptSampleError, match='aachen_000001_000019_leftImg8bit.png'):
+            strict[1]
+        ds_cfg['on_corrupt'] = 'skip'
+        lenient = DATASETS.build(ds_cfg)
+        s = lenient[1]  # the next sample, and a warning naming the file
+        assert s['data_samples'].metainfo['img_path'].endswith('aachen_000002_000019_leftImg8bit.png')
