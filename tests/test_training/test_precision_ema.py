@@ -43,3 +43,28 @@ def test_bf16_accumulation_and_ema_survive_resume(tmp_path):
     final = load_training_checkpoint(str(work / 'iter_4.pth'))
     assert int(final['ema_state_dict']['steps']) == 4
     assert all(torch.isfinite(v).all() for v in final['state_dict'].values())
+
+
+def test_trained_parts_ema_resumes_exactly_and_is_exported(tmp_path):
+    from safetensors.torch import load_file
+
+    def cfg(work, extra=()):
+        c = stage1_cfg(tmp_path, work, max_iters=4, interval=2, extra_hooks=extra)
+        c.custom_hooks.append(dict(type='unirestore_mm.TrainedPartsEMAHook', momentum=0.5))
+        return c
+
+    Runner.from_cfg(cfg(tmp_path / 'full')).train()
+    Runner.from_cfg(cfg(tmp_path / 'part', [dict(type='StopAtHook', at=2)])).train()
+    resumed = cfg(tmp_path / 'part')
+    resumed.resume = True
+    runner = Runner.from_cfg(resumed)
+    runner.train()
+    full = load_training_checkpoint(str(tmp_path / 'full' / 'iter_4.pth'))['trained_ema']
+    part = load_training_checkpoint(str(tmp_path / 'part' / 'iter_4.pth'))['trained_ema']
+    assert full['steps'] == part['steps'] == 4
+    assert set(full['params']) == set(trained_keys(runner.model))  # trainable parameters only
+    for k, v in full['params'].items():
+        assert torch.equal(v, part['params'][k]), k
+    exported = load_file(str(tmp_path / 'full' / 'unirestore.safetensors'))
+    for k, v in full['params'].items():
+        assert torch.equal(exported[k[len('restorer.'):]], v), k  # the model ends with the averaged weights

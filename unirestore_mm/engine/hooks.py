@@ -105,3 +105,83 @@ class TaskDataCheckHook(Hook):
                                  'use unirestore_mm.MultiTaskDataset(datasets=dict(<task>=...)) to say which '
                                  'data serves which task')
             check(tasks[0], getattr(dataset, 'metainfo', None))
+
+
+@HOOKS.register_module()
+class TrainedPartsEMAHook(Hook):
+    """Exponential moving average of the *trainable* parameters only.
+
+    mmengine's ``EMAHook`` deep-copies the whole model, i.e. also the frozen SD prior and any frozen recognizer
+    (gigabytes at SD scale); this hook keeps one shadow tensor per trainable parameter instead:
+    ``ema = (1 - momentum) * ema + momentum * param`` every ``interval`` iterations from ``begin_iter`` on.
+    Validation and testing run with the averaged weights; checkpoints carry them (``trained_ema``) and
+    ``--resume`` restores them; with ``apply_at_end`` the model ends training with the averaged weights (so the
+    exported restorer is the EMA one).
+    """
+
+    priority = 'ABOVE_NORMAL'
+
+    def __init__(self, momentum: float = 1e-4, interval: int = 1, begin_iter: int = 0, apply_at_end: bool = True):
+        if not 0 < momentum < 1:
+            raise ValueError(f'momentum must be in (0, 1), got {momentum}')
+        self.momentum, self.interval, self.begin_iter, self.apply_at_end = momentum, interval, begin_iter, apply_at_end
+        self.shadow: Optional[Dict[str, torch.Tensor]] = None
+        self.steps = 0
+
+    def _params(self, runner):
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        return {n: p for n, p in model.named_parameters() if p.requires_grad}
+
+    def before_run(self, runner) -> None:
+        if self.shadow is None:
+            self.shadow = {n: p.detach().clone() for n, p in self._params(runner).items()}
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        if runner.iter + 1 < self.begin_iter or not self.every_n_train_iters(runner, self.interval):
+            return
+        with torch.no_grad():
+            for n, p in self._params(runner).items():
+                if runner.iter + 1 == self.begin_iter or self.steps == 0:
+                    self.shadow[n].copy_(p)
+                else:
+                    self.shadow[n].lerp_(p.detach(), self.momentum)
+        self.steps += 1
+
+    def _swap(self, runner) -> None:
+        with torch.no_grad():
+            for n, p in self._params(runner).items():
+                tmp = p.detach().clone()
+                p.copy_(self.shadow[n])
+                self.shadow[n].copy_(tmp)
+
+    def before_val_epoch(self, runner) -> None:
+        self._swap(runner)
+
+    def after_val_epoch(self, runner, metrics=None) -> None:
+        self._swap(runner)
+
+    def before_test_epoch(self, runner) -> None:
+        if self.shadow is not None:
+            self._swap(runner)
+
+    def after_test_epoch(self, runner, metrics=None) -> None:
+        if self.shadow is not None:
+            self._swap(runner)
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        checkpoint['trained_ema'] = dict(steps=self.steps, params={k: v.detach().cpu() for k, v in self.shadow.items()})
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        ema = checkpoint.get('trained_ema')
+        if ema is None:
+            return
+        params = self._params(runner)
+        self.shadow = {n: ema['params'][n].to(p.device).clone() if n in ema['params'] else p.detach().clone()
+                       for n, p in params.items()}
+        self.steps = int(ema['steps'])
+
+    def after_train(self, runner) -> None:
+        if self.apply_at_end and self.shadow is not None:
+            with torch.no_grad():
+                for n, p in self._params(runner).items():
+                    p.copy_(self.shadow[n])
