@@ -15,8 +15,9 @@ Layout of ``<out>``::
     masks/<rel>.png                      copied masks, when the source is the embedded set
 
 Each image's seed is ``sample_seed(seed, rel, name, severity)``: it does not depend on the order of
-the files or on which other corruptions are written.  The set is written to a temporary folder and
-renamed into place when complete.
+the files or on which other corruptions are written.  Rebuilding gives the same bytes with the same
+numpy and OpenCV releases (recorded in the manifest's ``versions``).  The set is written to a
+temporary folder and renamed into place when complete.
 """
 import json
 import logging

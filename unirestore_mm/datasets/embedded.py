@@ -7,7 +7,8 @@ the side and shifted onto a dimmed crop of one of scikit-image's bundled photogr
 (about half a minute on 2 idle cores), and drops to 10-45 % under ImageNet-C corruptions at severity 3:
 room for restoration to help.  The label is the item's class; the mask is the item's pixels, valued by
 class.  Everything is drawn from one seed, so a seed gives the same set on every machine with the same
-sources (the source list and their checksums are recorded in ``meta.json``).
+sources and the same numpy and OpenCV releases (the sources' checksums and the versions are recorded
+in ``meta.json``; numpy does not promise identical random streams across its releases).
 
 Build it with :func:`build_embedded_set` (or ``python tools/build_embedded_set.py``); it is
 written on first use, to a temporary folder renamed into place when complete, so it is never
@@ -258,6 +259,7 @@ def build_embedded_set(root: Optional[str] = None, seed: int = 0, size: int = 32
                     sources=dict(skimage={n: _sha1(a) for n, a in sources},
                                  fashion_mnist='Debian dataset-fashion-mnist (train items for train, '
                                  't10k items for test)'),
+                    versions=dict(numpy=np.__version__, opencv=cv2.__version__),
                     build_seconds=round(time.time() - start, 2))
         with open(osp.join(tmp, 'meta.json'), 'w') as f:
             json.dump(meta, f, indent=1)
