@@ -2,7 +2,6 @@
 import copy
 import os.path as osp
 
-import numpy as np
 import pytest
 import torch
 from mmengine.config import Config

@@ -31,7 +31,7 @@ and ``raindrops`` (adherent drops on the lens: refracted, blurred discs).  Compo
 """
 import math
 import zlib
-from typing import Callable, Dict, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Tuple, Union
 
 import cv2
 import numpy as np
