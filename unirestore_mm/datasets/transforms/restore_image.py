@@ -11,6 +11,11 @@ what mmcv pipelines carry (``H x W x C``, BGR by default, its dtype and value ra
         dict(type='PackInputs'),
     ]
 
+Outside any pipeline (a torchvision or ONNX model downstream)::
+
+    restore = RestoreImage(restorer='work_dirs/unirestore_pretrained', task='cls', device='cuda')
+    bgr = restore.restore_array(cv2.imread('foggy.jpg'))     # same shape, dtype and range
+
 The restorer is built on first use, once per process (so once per dataloader worker), and shared by every
 ``RestoreImage`` of that process with the same restorer, checkpoint and device.  Pickling the transform (to
 start spawned workers) leaves the model behind.
