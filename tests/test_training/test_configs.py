@@ -15,7 +15,7 @@ def test_there_is_a_recipe_for_every_stage_and_mode():
     names = [osp.basename(p) for p in MINE]
     for prefix in ('stage1_', 'stage2_', 'stage3_'):
         assert sum(n.startswith(prefix) for n in names) == 2, prefix  # tiny (CPU) and paper scale
-    assert sum('joint' in n for n in names) == 2 and sum('frozen-recognizer_' in n for n in names) == 2
+    assert sum('joint' in n for n in names) == 2 and sum('_frozen-recognizer_unirestore' in n for n in names) == 2
 
 
 @pytest.mark.parametrize('path', MINE, ids=[osp.basename(p) for p in MINE])
