@@ -15,3 +15,9 @@ default_hooks = dict(
 log_processor = dict(type='LogProcessor', window_size=50, by_epoch=False)
 # each process draws its own noise and timesteps (seed + rank); the samplers stay in step across processes
 randomness = dict(seed=0, diff_rank_seed=True)
+# Optional, beyond the paper: an EMA of the trained parts (no copy of the frozen prior), resumed exactly and
+# applied to the exported restorer at the end:
+#   custom_hooks = [dict(type='unirestore_mm.TrainedPartsEMAHook', momentum=1e-4)]
+# Mixed precision: --amp on GPUs (fp16 with loss scaling), or bf16 autocast on CPU and recent GPUs with
+#   --cfg-options optim_wrapper.type=unirestore_mm.BF16OptimWrapper
+# Gradient accumulation: --cfg-options optim_wrapper.accumulative_counts=N (the sqrt lr scaling counts it).
