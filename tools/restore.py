@@ -81,6 +81,14 @@ def main(argv=None):
     elif min_size != 'default':
         min_size = int(min_size)
     items = collect_inputs(args.inputs)
+    seen = {}
+    for path, rel in items:
+        stem, ext = osp.splitext(rel)
+        dst = stem + args.suffix + (args.ext if args.ext else ext)
+        if dst in seen:
+            raise ValueError(f'{seen[dst]} and {path} would both be written to {osp.join(args.out, dst)}; '
+                             'restore them in separate runs or with different --out folders')
+        seen[dst] = path
     # Building up front: a bad checkpoint, task or device fails before any file is written.
     transform = RestoreImage(restorer=restorer, checkpoint=args.checkpoint, task=args.task, num_steps=args.steps,
                              device=args.device, min_size=min_size, seed=args.seed, channel_order='bgr', lazy=False)

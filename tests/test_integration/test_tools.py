@@ -81,6 +81,10 @@ def test_restore_tool(tmp_path):
     bad = subprocess.run([sys.executable, 'tools/restore.py', str(tmp_path / 'missing'), '--out', str(tmp_path / 'o2')],
                          cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=120)
     assert bad.returncode != 0 and 'no such file or folder' in bad.stderr
+    clash = subprocess.run([sys.executable, 'tools/restore.py', str(tmp_path / 'in' / 'sub'), str(tmp_path / 'single'),
+                            '--out', str(tmp_path / 'o3')], cwd=REPO, env=subprocess_env(), capture_output=True,
+                           text=True, timeout=120)
+    assert clash.returncode != 0 and 'would both be written' in clash.stderr
 
 
 def _embedded_set_available():
