@@ -34,6 +34,7 @@ model = dict(
         cls=dict(type='cls', recognizer='cls', weight=0.1, ir_weight=1.0),
         seg=dict(type='seg', recognizer='seg', weight=0.1, ir_weight=1.0, ignore_index=255)),
     task='ir', num_steps=1, seed=0,
+    latent='authors',  # as the release trains: decode pred_z0 of the noised clean latent ('sample': the deployed path)
     data_preprocessor=dict(type='unirestore_mm.PairedDataPreprocessor', bgr_to_rgb=True))
 
 paper_degradation = dict(type='unirestore_mm.RandomDegradation', corruptions='imagenet_c',

@@ -24,6 +24,7 @@ model = dict(
     recognizers=dict(vit=dict(config=vit_config, checkpoint=vit_checkpoint, frozen=True)),
     tasks={new_prompt: dict(type='cls', recognizer='vit', weight=0.1, ir_weight=1.0)},
     task=new_prompt, num_steps=1, seed=0,
+    latent='authors',  # as the release trains (see the stage-2 recipe)
     data_preprocessor=dict(type='unirestore_mm.PairedDataPreprocessor', bgr_to_rgb=True))
 
 train_dataloader = dict(

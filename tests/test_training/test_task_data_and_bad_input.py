@@ -133,3 +133,15 @@ def test_task_restorer_joint_mode_trains_the_recognizer_too(ckpts):
     with pytest.raises(ValueError, match='outside the recognizer'):
         bad = [sample(7)]
         model.compute_losses(torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32), bad)
+
+
+def test_authors_latent_path_trains_the_same_parts():
+    model = TaskRestorer(tasks=dict(ir=dict(type='ir')), latent='authors')
+    model.train()
+    losses = model.compute_losses(torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32), None)
+    losses['loss_ir'].backward()
+    r = model.restorer
+    assert all(p.grad is not None for p in r.tfa.parameters()) and r.prompts['ir'].grad is not None
+    assert all(p.grad is None for m in (r.cfrm, r.controller, r.skip_adapters) for p in m.parameters())
+    with pytest.raises(ValueError, match="latent must be 'sample'"):
+        TaskRestorer(tasks=dict(ir=dict(type='ir')), latent='x')

@@ -40,8 +40,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..registry import MODELS
-from .autoencoder import needs_grad
-from .losses import ir_loss
+from .autoencoder import encode_with_cfrm, needs_grad
+from .losses import STAGE1_TIMESTEPS, ir_loss, predicted_x0
 from .recognizers import Recognizer, build_recognizer
 from .restorer_model import RestorerSpec, UniRestoreModel, load_checkpoint_state, load_restorer_weights, pad_batch
 from .unirestore import WEIGHTS_NAME
@@ -92,6 +92,10 @@ class TaskRestorer(UniRestoreModel):
         trainable_prompts: only these prompts learn (stage 3: the new one); ``None``: all.
         new_tasks: prompts to add before training (``{name: init_from}`` or names; zeros by default).
         task: the prompt ``predict``/``tensor`` restore with (evaluation).
+        latent: the latent the TFAs decode in training: ``'sample'`` (default) the deployed path, a DDIM sample
+            from ``add_noise(z0, noise, 999)`` of the degraded image's latent; ``'authors'`` as in the authors'
+            release, ``pred_z0`` of the clean image's latent noised at a ``t`` drawn from {249, 499, 749, 999, 999,
+            999}, the Controller conditioned on the degraded latent.
         num_steps, seed, data_preprocessor: as :class:`UniRestoreModel`.
     """
 
@@ -100,7 +104,11 @@ class TaskRestorer(UniRestoreModel):
                  recognizers: Optional[Mapping[str, object]] = None,
                  trainable: Sequence[str] = ('tfa', 'prompts'), trainable_prompts: Optional[Sequence[str]] = None,
                  new_tasks=(), task: str = 'ir', num_steps: int = 1, seed: Optional[int] = 0,
-                 data_preprocessor: Optional[dict] = None, init_cfg: Optional[dict] = None):
+                 latent: str = 'sample', data_preprocessor: Optional[dict] = None, init_cfg: Optional[dict] = None):
+        if latent not in ('sample', 'authors'):
+            raise ValueError(f"latent must be 'sample' (the deployed path) or 'authors' (the release's training "
+                             f"path); got {latent!r}")
+        self.latent_mode = latent
         if not tasks:
             raise ValueError("TaskRestorer needs tasks=dict(...), e.g. dict(ir=dict(type='ir'), cls=dict(type='cls', "
                              "recognizer='cls'))")
@@ -220,7 +228,7 @@ class TaskRestorer(UniRestoreModel):
         spec = self.task_specs[task]
         r = self.restorer
         enc = r.encode(lq)
-        latent = r.sample(enc.latent, num_steps=self.num_steps)
+        latent = self._training_latent(enc.latent, gt)
         pred = r.decode(latent, enc.skips, spec['prompt'])
         if spec['type'] == 'ir':
             return {f'loss_{task}': ir_loss(pred, gt, weight=spec['weight'])}
@@ -246,6 +254,19 @@ class TaskRestorer(UniRestoreModel):
             pred_ir = r.decode(latent, enc.skips, spec['ir_prompt'])
             losses[f'loss_{task}_ir'] = ir_loss(pred_ir, gt, weight=ir_w)
         return losses
+
+    def _training_latent(self, z0: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+        r = self.restorer
+        if self.latent_mode == 'sample':
+            return r.sample(z0, num_steps=self.num_steps)
+        # the authors' stage-2 path: pred_z0 of the clean latent noised at a stage-1 timestep
+        with torch.no_grad():
+            h0 = encode_with_cfrm(r.prior.vae, None, gt * 2 - 1).latent
+        t = torch.as_tensor(STAGE1_TIMESTEPS, device=z0.device)[
+            torch.randint(len(STAGE1_TIMESTEPS), (z0.shape[0],), device=z0.device)]
+        noise = torch.randn_like(h0)
+        z_t = r.prior.ddpm.add_noise(h0, noise, t)
+        return predicted_x0(r, z_t, r.predict_noise(z_t, t, z0), t)
 
     # -- targets --------------------------------------------------------------------------------------------
     @staticmethod
