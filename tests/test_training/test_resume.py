@@ -78,6 +78,8 @@ def test_resume_continues_exactly_and_checkpoints_hold_trained_parts_only(tmp_pa
                        ckpt_full['state_dict']['restorer.cfrm.stages.0.0.conv1.weight'])
     with open(full / 'last_checkpoint') as f:
         assert f.read() == str(full / 'iter_6.pth')
+    # the resumed run went on pruning the files of the run it continued (max_keep_ckpts=2)
+    assert sorted(p for p in os.listdir(part) if p.endswith('.pth')) == ['iter_4.pth', 'iter_6.pth']
     # max_keep_ckpts=2 in the recipe: iter_4 and iter_6 remain
     assert sorted(p for p in os.listdir(full) if p.startswith('iter_')) == [
         'iter_4.pth', 'iter_4.safetensors', 'iter_6.pth', 'iter_6.safetensors']

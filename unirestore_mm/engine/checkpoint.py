@@ -231,6 +231,14 @@ class TrainedPartsCheckpointHook(Hook):
     def before_train(self, runner) -> None:
         self.out_dir = self.out_dir or runner.work_dir
         os.makedirs(self.out_dir, exist_ok=True)
+        # a resumed run keeps pruning the files of the run it continues
+        prefix, suffix = self.filename_tmpl.split('{}')
+        found = []
+        for name in os.listdir(self.out_dir):
+            number = name[len(prefix):len(name) - len(suffix)]
+            if name.startswith(prefix) and name.endswith(suffix) and number.isdigit():
+                found.append((int(number), osp.join(self.out_dir, name)))
+        self._saved = [p for _, p in sorted(found)]
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         if self.every_n_train_iters(runner, self.interval) or (self.save_last and self.is_last_train_iter(runner)):
