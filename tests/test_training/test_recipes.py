@@ -1,5 +1,7 @@
-"""Every recipe runs a few iterations on the tiny preset (CPU), with data and recognizers the tests write."""
+"""Every recipe runs a few iterations on the tiny preset (CPU) and the embedded set, through recognizers of the
+recipes' own architectures whose (random) checkpoints the tests write."""
 import copy
+import os
 import os.path as osp
 
 import pytest
@@ -8,12 +10,13 @@ from mmengine.dataset import pseudo_collate
 from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
 
+from unirestore_mm.datasets.embedded import EMBEDDED_CLASSES, EMBEDDED_SEG_CLASSES
 from unirestore_mm.engine import load_training_checkpoint
 from unirestore_mm.registry import DATASETS, MODELS
-from .helpers import (CLASSES, CONFIGS, cls_dataset, ir_dataset, load_cfg, save_recognizer, seg_dataset, tiny_runtime,
-                      write_task_data)
+from .helpers import CONFIGS, cls_dataset, load_cfg, save_recognizer, tiny_runtime, write_task_data
 
 UNI = osp.join(CONFIGS, 'unirestore')
+STAGE1 = osp.join(UNI, 'stage1_unirestore-tiny_1xb4-20it_embedded.py')
 STAGE2 = osp.join(UNI, 'stage2_unirestore-tiny_1xb4-20it_embedded-3tasks.py')
 STAGE3 = osp.join(UNI, 'stage3_unirestore-tiny_new-prompt-vit_1xb4-20it_embedded.py')
 FROZEN_CLS = osp.join(CONFIGS, 'mmpretrain', 'resnet18-cifar_frozen-recognizer_unirestore-tiny_1xb4-20it_embedded.py')
@@ -28,14 +31,18 @@ def data(tmp_path_factory):
     return write_task_data(str(tmp_path_factory.mktemp('data')))
 
 
-def set_classes(model_cfg, n):
-    """Point a recipe's recognizer at the test data's classes."""
-    for head in ('head', 'decode_head', 'auxiliary_head'):
-        if model_cfg.get(head):
-            model_cfg[head]['num_classes'] = n
-    pre = model_cfg.get('data_preprocessor')
-    if pre is not None and 'num_classes' in pre:
-        pre['num_classes'] = n
+@pytest.fixture(scope='module')
+def embedded(tmp_path_factory):
+    """The recipes' own data: the embedded set, written once under a temporary root."""
+    old = os.environ.get('UNIRESTORE_DATA')
+    os.environ['UNIRESTORE_DATA'] = str(tmp_path_factory.mktemp('unirestore_data'))
+    from unirestore_mm.datasets.embedded import build_embedded_set
+    build_embedded_set()
+    yield
+    if old is None:
+        del os.environ['UNIRESTORE_DATA']
+    else:
+        os.environ['UNIRESTORE_DATA'] = old
 
 
 def shrink(cfg, work, batch=2):
@@ -61,23 +68,33 @@ def changed(before, module):
     return {k for k in before if not torch.equal(before[k], after[k])}
 
 
-def stage2_cfg(tmp_path, data):
+def test_stage1_trains_cfrm_controller_and_skip_adapters(tmp_path, embedded):
+    runner = Runner.from_cfg(shrink(load_cfg(STAGE1), tmp_path / 'work'))
+    r = runner.model.restorer
+    before = {n: snapshot(getattr(r, n)) for n in ('cfrm', 'controller', 'skip_adapters', 'tfa', 'prompts')}
+    runner.train()
+    assert all(changed(before[n], getattr(r, n)) for n in ('cfrm', 'controller', 'skip_adapters'))
+    assert not changed(before['tfa'], r.tfa) and not changed(before['prompts'], r.prompts)
+    logs = runner.message_hub.log_scalars
+    assert {'train/loss_feat1', 'train/loss_feat2', 'train/loss_feat3', 'train/loss_latent'} <= set(logs)
+
+
+def stage2_cfg(tmp_path):
     cfg = load_cfg(STAGE2)
     recs = cfg.model.recognizers
-    for name in ('cls', 'seg'):
-        set_classes(recs[name].config, len(CLASSES))
-        recs[name].checkpoint = save_recognizer(recs[name].config.to_dict(), str(tmp_path / f'{name}.pth'))
-    cfg.train_dataloader.dataset.datasets = dict(ir=ir_dataset(data), cls=cls_dataset(data), seg=seg_dataset(data))
+    for name, classes in (('cls', EMBEDDED_CLASSES), ('seg', EMBEDDED_SEG_CLASSES)):
+        recs[name].checkpoint = save_recognizer(recs[name].config.to_dict(), str(tmp_path / f'{name}.pth'),
+                                                classes=classes)
     return cfg
 
 
-def test_stage2_three_tasks_through_frozen_recognizers(tmp_path, data):
-    cfg = shrink(stage2_cfg(tmp_path, data), tmp_path / 'work')
+def test_stage2_three_tasks_through_frozen_recognizers(tmp_path, embedded):
+    cfg = shrink(stage2_cfg(tmp_path), tmp_path / 'work')
     # one mixed batch first: every task's loss, gradients only where they belong
     with DefaultScope.overwrite_default_scope('unirestore_mm'):
         model = MODELS.build(copy.deepcopy(cfg.model))
         ds = DATASETS.build(copy.deepcopy(cfg.train_dataloader.dataset))
-    batch = pseudo_collate([ds[i] for i in (0, 9, 17)])  # ir, cls, seg samples (8 of each)
+    batch = pseudo_collate([ds[i] for i in (0, 4000, 8000)])  # ir, cls, seg samples (4000 of each)
     assert [s.task for s in batch['data_samples']] == ['ir', 'cls', 'seg']
     model.train()
     losses = model(**model.data_preprocessor(batch, True), mode='loss')
@@ -102,12 +119,10 @@ def test_stage2_three_tasks_through_frozen_recognizers(tmp_path, data):
     assert {k.split('.')[1] for k in ckpt['state_dict']} == {'tfa', 'prompts'}
 
 
-def test_stage3_new_prompt_only(tmp_path, data):
+def test_stage3_new_prompt_only(tmp_path, embedded):
     cfg = load_cfg(STAGE3)
     vit = cfg.model.recognizers.vit
-    set_classes(vit.config, len(CLASSES))
-    vit.checkpoint = save_recognizer(vit.config.to_dict(), str(tmp_path / 'vit.pth'))
-    cfg.train_dataloader.dataset = cls_dataset(data)
+    vit.checkpoint = save_recognizer(vit.config.to_dict(), str(tmp_path / 'vit.pth'), classes=EMBEDDED_CLASSES)
     cfg = shrink(cfg, tmp_path / 'work')
     runner = Runner.from_cfg(cfg)
     before = snapshot(runner.model)
@@ -124,16 +139,14 @@ def test_stage3_new_prompt_only(tmp_path, data):
 
 
 @pytest.mark.parametrize('recipe,kind', [(FROZEN_CLS, 'cls'), (FROZEN_SEG, 'seg')])
-def test_frozen_recognizer_from_library_configs(tmp_path, data, recipe, kind):
+def test_frozen_recognizer_from_library_configs(tmp_path, embedded, recipe, kind):
     cfg = load_cfg(recipe)
     spec = cfg.model.recognizers[kind]
-    n = 10 if kind == 'cls' else 11  # the recipes' class counts (the embedded set's)
-    classes = tuple(f'c{i}' for i in range(n))
+    classes = EMBEDDED_CLASSES if kind == 'cls' else EMBEDDED_SEG_CLASSES
     from unirestore_mm.models.recognizers import _load_config
     parsed = _load_config(spec.config, spec.get('cfg_options'))
     spec.checkpoint = save_recognizer(parsed['model'].to_dict(), str(tmp_path / 'rec.pth'), classes=classes,
                                       scope=parsed['scope'])
-    cfg.train_dataloader.dataset = (cls_dataset if kind == 'cls' else seg_dataset)(data, classes=classes)
     runner = Runner.from_cfg(shrink(cfg, tmp_path / 'work'))
     rec = snapshot(runner.model.recognizers)
     runner.train()
@@ -156,12 +169,8 @@ def test_dataset_classes_that_do_not_match_the_recognizer_stop_before_training(t
 
 
 @pytest.mark.parametrize('recipe,kind', [(JOINT_CLS, 'cls'), (JOINT_SEG, 'seg')])
-def test_joint_training_through_restored_backbone(tmp_path, data, recipe, kind):
+def test_joint_training_through_restored_backbone(tmp_path, embedded, recipe, kind):
     cfg = load_cfg(recipe)
-    set_classes(cfg.model, len(CLASSES))
-    if kind == 'cls':
-        cfg.data_preprocessor.num_classes = len(CLASSES)
-    cfg.train_dataloader.dataset = (cls_dataset if kind == 'cls' else seg_dataset)(data)
     runner = Runner.from_cfg(shrink(cfg, tmp_path / 'work'))
     bb = runner.model.backbone
     before_r = {n: snapshot(getattr(bb.restorer, n)) for n in ('tfa', 'cfrm')}
