@@ -190,3 +190,20 @@ def test_joint_training_through_restored_backbone(tmp_path, embedded, recipe, ki
     exported = UniRestore(preset='tiny')
     exported.load_weights(str(tmp_path / 'work' / 'unirestore.safetensors'))
     assert torch.equal(exported.tfa.adapters[0].fuse.weight, bb.restorer.tfa.adapters[0].fuse.weight)
+
+
+@pytest.mark.parametrize('trainer,frozen,kind', [
+    ('mmpretrain/resnet18-cifar_clean-embedded_for-frozen-recognizer_1xb32-1k.py', FROZEN_CLS, 'cls'),
+    ('mmseg/pspnet_r18-d8_clean-embedded_for-frozen-recognizer_1xb16-2k.py', FROZEN_SEG, 'seg')])
+def test_recognizer_recipes_feed_the_frozen_recipes(tmp_path, embedded, trainer, frozen, kind):
+    cfg = shrink(load_cfg(osp.join(CONFIGS, trainer)), tmp_path / 'rec', batch=2)
+    run(cfg)
+    ckpt = str(tmp_path / 'rec' / f'iter_{ITERS}.pth')
+    frozen_cfg = load_cfg(frozen)
+    frozen_cfg.model.recognizers[kind].checkpoint = ckpt
+    with DefaultScope.overwrite_default_scope('unirestore_mm'):
+        model = MODELS.build(frozen_cfg.model)  # strict load: the same architecture, weights_only
+    rec = model.recognizers[kind]
+    assert rec.classes == list(EMBEDDED_CLASSES if kind == 'cls' else EMBEDDED_SEG_CLASSES)
+    saved = load_training_checkpoint(ckpt)['state_dict']
+    assert all(torch.equal(rec.model.state_dict()[k], v) for k, v in saved.items())
