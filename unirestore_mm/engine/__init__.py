@@ -8,7 +8,7 @@ from .optim import BF16OptimWrapper, OneCycleCosineLR, SqrtScaledOptimWrapperCon
 
 __all__ = [
     'BF16OptimWrapper', 'ExactResumeIterBasedTrainLoop', 'FreezeHook', 'MultiTaskDataset', 'OneCycleCosineLR',
-    'SqrtScaledOptimWrapperConstructor', 'TaskBatchSampler', 'TaskDataCheckHook',
-    'TrainedPartsCheckpointHook', 'TrainedPartsEMAHook', 'atomic_save_safetensors', 'atomic_torch_save', 'load_training_checkpoint',
-    'sqrt_scaled_lr', 'trained_keys', 'trained_state_dict',
+    'SqrtScaledOptimWrapperConstructor', 'TaskBatchSampler', 'TaskDataCheckHook', 'TrainedPartsCheckpointHook',
+    'TrainedPartsEMAHook', 'atomic_save_safetensors', 'atomic_torch_save', 'load_training_checkpoint', 'sqrt_scaled_lr',
+    'trained_keys', 'trained_state_dict',
 ]
