@@ -3,8 +3,11 @@
 #   ir : 10 * L1(restored, clean)
 #   cls: 0.1 * CE(classifier(restored), label) + L1(restored under the ir prompt, clean)
 #   seg: 0.1 * CE(segmenter(restored), mask, ignore 255) + L1(restored under the ir prompt, clean)
-# through frozen recognizers (any mmpretrain / mmseg config + checkpoint; here small CPU models of the embedded
-# set's 10 and 11 classes).  Train them on clean embedded images first, or point the paths at your own.
+# through frozen recognizers (any mmpretrain / mmseg config + checkpoint; here library models of the embedded
+# set's 10 and 11 classes, trained on clean embedded images first -- see below -- or your own).
+#   python tools/train.py configs/unirestore/stage1_unirestore-tiny_1xb4-20it_embedded.py
+#   python tools/train.py configs/mmpretrain/resnet18-cifar_clean-embedded_for-frozen-recognizer_1xb32-1k.py
+#   python tools/train.py configs/mmseg/pspnet_r18-d8_clean-embedded_for-frozen-recognizer_1xb16-2k.py
 #   python tools/train.py configs/unirestore/stage2_unirestore-tiny_1xb4-20it_embedded-3tasks.py \
 #       --cfg-options model.checkpoint=work_dirs/stage1_unirestore-tiny_1xb4-20it_embedded/unirestore.safetensors
 # Full scale: stage2_unirestore-sd-turbo_8xb6-250k_imagenet-foggycityscapes-div2k.py.
@@ -14,29 +17,19 @@ batch_size = 4
 max_iters = 20
 embedded = dict(root=None, seed=0, size=32, n_train=4000, n_test=500)
 stage1_weights = None  # e.g. work_dirs/stage1_unirestore-tiny_1xb4-20it_embedded/unirestore.safetensors
-cls_checkpoint = 'work_dirs/recognizers/embedded_cls_resnet-tiny.pth'
-seg_checkpoint = 'work_dirs/recognizers/embedded_seg_fcn-tiny.pth'
-mean, std = [123.675, 116.28, 103.53], [58.395, 57.12, 57.375]
-
-cls_recognizer = dict(
-    type='mmpretrain.ImageClassifier',
-    backbone=dict(type='mmpretrain.ResNet', depth=18, stem_channels=16, base_channels=16, num_stages=3,
-                  strides=(1, 2, 2), dilations=(1, 1, 1), out_indices=(2, ), init_cfg=None),
-    neck=dict(type='mmpretrain.GlobalAveragePooling'),
-    head=dict(type='mmpretrain.LinearClsHead', num_classes=10, in_channels=64,
-              loss=dict(type='mmpretrain.CrossEntropyLoss')),
-    data_preprocessor=dict(type='mmpretrain.ClsDataPreprocessor', num_classes=10, mean=mean, std=std, to_rgb=True))
-seg_recognizer = dict(
-    type='mmseg.EncoderDecoder',
-    data_preprocessor=dict(type='mmseg.SegDataPreProcessor', mean=mean, std=std, bgr_to_rgb=True, pad_val=0,
-                           seg_pad_val=255),
-    backbone=dict(type='mmseg.ResNetV1c', depth=18, stem_channels=16, base_channels=16, num_stages=3,
-                  strides=(1, 2, 1), dilations=(1, 1, 2), out_indices=(2, ), norm_cfg=dict(type='BN'),
-                  init_cfg=None),
-    decode_head=dict(type='mmseg.FCNHead', in_channels=64, in_index=0, channels=32, num_convs=1, concat_input=False,
-                     num_classes=11, norm_cfg=dict(type='BN'), align_corners=False,
-                     loss_decode=dict(type='mmseg.CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)),
-    train_cfg=dict(), test_cfg=dict(mode='whole'))
+# the recognizers: mmpretrain's CIFAR ResNet-18 and mmseg's PSPNet R-18-D8 (BN, 11 classes), trained on clean
+# embedded images by configs/mmpretrain/resnet18-cifar_clean-embedded_for-frozen-recognizer_1xb32-1k.py and
+# configs/mmseg/pspnet_r18-d8_clean-embedded_for-frozen-recognizer_1xb16-2k.py
+cls_config = 'mmpretrain::resnet/resnet18_8xb16_cifar10.py'
+cls_checkpoint = 'work_dirs/resnet18-cifar_clean-embedded_for-frozen-recognizer_1xb32-1k/iter_1000.pth'
+seg_config = 'mmseg::pspnet/pspnet_r18-d8_4xb2-80k_cityscapes-512x1024.py'
+seg_checkpoint = 'work_dirs/pspnet_r18-d8_clean-embedded_for-frozen-recognizer_1xb16-2k/iter_2000.pth'
+seg_options = {'model.pretrained': None,
+               'model.backbone.norm_cfg': dict(type='BN', requires_grad=True),
+               'model.decode_head.norm_cfg': dict(type='BN', requires_grad=True),
+               'model.auxiliary_head.norm_cfg': dict(type='BN', requires_grad=True),
+               'model.decode_head.num_classes': 11,
+               'model.auxiliary_head.num_classes': 11}
 
 model = dict(
     _delete_=True,
@@ -45,8 +38,8 @@ model = dict(
     checkpoint=stage1_weights,
     trainable=['tfa', 'prompts'],
     recognizers=dict(
-        cls=dict(config=cls_recognizer, checkpoint=cls_checkpoint, frozen=True),
-        seg=dict(config=seg_recognizer, checkpoint=seg_checkpoint, frozen=True)),
+        cls=dict(config=cls_config, checkpoint=cls_checkpoint, frozen=True),
+        seg=dict(config=seg_config, checkpoint=seg_checkpoint, cfg_options=seg_options, frozen=True)),
     tasks=dict(
         ir=dict(type='ir', weight=10.0),
         cls=dict(type='cls', recognizer='cls', weight=0.1, ir_weight=1.0),

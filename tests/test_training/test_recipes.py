@@ -79,12 +79,17 @@ def test_stage1_trains_cfrm_controller_and_skip_adapters(tmp_path, embedded):
     assert {'train/loss_feat1', 'train/loss_feat2', 'train/loss_feat3', 'train/loss_latent'} <= set(logs)
 
 
+def random_recognizer(spec, path, classes):
+    """Save random weights of a recipe's recognizer (config + cfg_options) and point the recipe at them."""
+    from unirestore_mm.models.recognizers import _load_config
+    parsed = _load_config(spec.config, spec.get('cfg_options'))
+    spec.checkpoint = save_recognizer(parsed['model'].to_dict(), str(path), classes=classes, scope=parsed['scope'])
+
+
 def stage2_cfg(tmp_path):
     cfg = load_cfg(STAGE2)
-    recs = cfg.model.recognizers
     for name, classes in (('cls', EMBEDDED_CLASSES), ('seg', EMBEDDED_SEG_CLASSES)):
-        recs[name].checkpoint = save_recognizer(recs[name].config.to_dict(), str(tmp_path / f'{name}.pth'),
-                                                classes=classes)
+        random_recognizer(cfg.model.recognizers[name], tmp_path / f'{name}.pth', classes)
     return cfg
 
 
