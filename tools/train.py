@@ -56,16 +56,18 @@ def main():
 
     if args.amp:
         from mmengine.device import get_device
-        if get_device() == 'cpu':
-            raise SystemExit('--amp needs a GPU (or NPU/MLU/MUSA): MMEngine\'s AmpOptimWrapper does not run on CPU')
         optim_wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
-        if optim_wrapper == 'AmpOptimWrapper':
-            print('AMP training is already enabled in your config.')
+        if optim_wrapper in ('AmpOptimWrapper', 'unirestore_mm.BF16OptimWrapper', 'BF16OptimWrapper'):
+            print('Mixed-precision training is already enabled in your config.')
         else:
-            assert optim_wrapper in ('OptimWrapper', 'mmengine.OptimWrapper'), \
-                f'`--amp` is only supported with OptimWrapper, but got {optim_wrapper}.'
-            cfg.optim_wrapper.type = 'AmpOptimWrapper'
-            cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+            if optim_wrapper not in ('OptimWrapper', 'mmengine.OptimWrapper'):
+                raise SystemExit(f'--amp works on a config whose optim_wrapper is OptimWrapper, not {optim_wrapper}')
+            if get_device() == 'cpu':
+                # MMEngine's AmpOptimWrapper needs an accelerator; bf16 autocast runs on the CPU
+                cfg.optim_wrapper.type = 'unirestore_mm.BF16OptimWrapper'
+            else:
+                cfg.optim_wrapper.type = 'AmpOptimWrapper'
+                cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
 
     if args.launcher != 'none' and not torch.cuda.is_available():
         # CPU processes (e.g. torchrun on a laptop or CI): gloo instead of nccl, and DDP without device ids
