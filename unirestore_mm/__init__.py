@@ -3,7 +3,7 @@
 ``custom_imports = dict(imports=['unirestore_mm'])`` in an mmseg or mmpretrain config registers everything
 below under the ``unirestore_mm`` scope.
 """
-from . import datasets, engine, evaluation, models  # noqa: F401  (registers modules)
+from . import datasets, engine, evaluation, models, visualization  # noqa: F401  (registers modules)
 from .models import DiffusionPrior, UniRestore
 from .version import __version__
 
