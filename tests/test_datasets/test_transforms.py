@@ -46,6 +46,18 @@ def test_unseeded_records_a_replayable_seed():
     assert out['img'].shape == img.shape and out['img'].dtype == np.uint8
 
 
+def test_unseeded_follows_numpys_global_seed():
+    """seed=None draws from numpy's global generator, which MMEngine's ``randomness`` seeds per worker."""
+    img = textured(16, 16)
+    t = RandomDegradation(corruptions='all', resize_short_side=None)
+    runs = []
+    for _ in range(2):
+        np.random.seed(123)
+        runs.append([t(results_for(img))['degradation'] for _ in range(3)])
+    assert runs[0] == runs[1]
+    assert len({r['seed'] for r in runs[0]}) == 3
+
+
 def test_seed_without_sample_idx_uses_path_then_content():
     img = textured(8, 8)
     t = AddGaussianNoise(seed=0)

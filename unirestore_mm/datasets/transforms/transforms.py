@@ -9,8 +9,9 @@ float images keep their shape and dtype.
 Seeding: a transform with ``seed=S`` draws sample ``i``'s corruption from ``sample_seed(S, i)`` where
 ``i`` is ``results['sample_idx']`` (mmengine's ``BaseDataset`` sets it), so a dataset index gives the
 same degraded image in every worker and run.  Without ``sample_idx`` the image file name is used,
-then the image bytes.  With ``seed=None`` each call draws fresh entropy (training diversity), and the
-seed that was drawn is still recorded.  What was applied goes to ``results['degradation']``:
+then the image bytes.  With ``seed=None`` each call draws a new seed from numpy's global generator
+(training diversity; MMEngine's ``randomness`` setting seeds it per worker), and the seed that was
+drawn is still recorded.  What was applied goes to ``results['degradation']``:
 ``dict(name=..., severity=..., seed=..., short_side=...)``; add ``'degradation'`` to the packer's
 ``meta_keys`` (``PackRestorationInputs`` does by default).
 """
@@ -81,7 +82,9 @@ class _SeededTransform:
 
     def sample_seed(self, results: dict, key: str) -> int:
         if self.seed is None:
-            return int(np.random.SeedSequence().generate_state(1, dtype=np.uint32)[0])
+            # numpy's global generator: MMEngine's ``randomness.seed`` and its worker_init_fn seed it per worker
+            # and rank, so a seeded run (and an exact resume) repeats its degradations
+            return int(np.random.randint(0, 2**32, dtype=np.uint64))
         if results.get('sample_idx') is not None:
             return sample_seed(self.seed, int(results['sample_idx']))
         for path_key in ('img_path', 'gt_path', 'lq_path'):
