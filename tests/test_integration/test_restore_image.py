@@ -57,7 +57,7 @@ def test_checkpoint_and_errors(tmp_path):
     assert t.model.tasks == ['ir']
     with pytest.raises(ValueError, match='det'):
         RestoreImage(task='det', lazy=False)
-    with pytest.raises(ValueError, match='does not match'):
+    with pytest.raises(ValueError, match='do not match'):
         RestoreImage(restorer=dict(preset='tiny'), checkpoint=str(tmp_path / 'r'), lazy=False)
     with pytest.raises(ValueError, match='channel_order'):
         TRANSFORMS.build(dict(type='unirestore_mm.RestoreImage', channel_order='rgba'))

@@ -106,7 +106,7 @@ def test_restorer_checkpoint_loaded_and_checked(tmp_path):
     torch.save(dict(state_dict={f'backbone.restorer.{k}': v for k, v in r.state_dict().items()}), tmp_path / 'rec.pth')
     m = make(restorer_checkpoint=str(tmp_path / 'rec.pth'))
     assert float(m.restorer.prompts.prompts['cls'].mean()) == 0.5
-    with pytest.raises(ValueError, match='does not match'):
+    with pytest.raises(ValueError, match='do not match'):
         make(restorer=dict(preset='tiny', tasks=['ir', 'cls', 'seg', 'det']),
              restorer_checkpoint=str(tmp_path / 'rec.pth'))
 

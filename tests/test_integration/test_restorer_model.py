@@ -103,9 +103,9 @@ def test_checkpoint_round_trip_and_mismatch(tmp_path, model):
     r = build_restorer(str(tmp_path / 'pre'))
     assert isinstance(r, UniRestore)
     other = UniRestore(preset='tiny', tasks=['ir'])
-    with pytest.raises(ValueError, match='does not match'):
+    with pytest.raises(ValueError, match='do not match'):
         load_restorer_weights(other, str(tmp_path / 'ckpt.pth'))
-    with pytest.raises(ValueError, match='does not match'):
+    with pytest.raises(ValueError, match='do not match'):
         UniRestoreModel(restorer=dict(preset='tiny', tasks=['ir', 'cls', 'seg', 'det']),
                         checkpoint=str(tmp_path / 'ckpt.pth'))
 

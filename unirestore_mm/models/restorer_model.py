@@ -25,13 +25,11 @@ from mmengine.structures import BaseDataElement
 from torch.nn import functional as F
 
 from ..registry import MODELS
+from .checkpoint_io import load_checkpoint_state, load_restorer_state, mmengine_safe_globals  # noqa: F401
 from .losses import ir_loss, stage1_loss
 from .unirestore import CONFIG_NAME, PARTS, WEIGHTS_NAME, UniRestore
 
 RestorerSpec = Union[dict, str, UniRestore]
-# Prefixes under which a restorer's weights sit in the checkpoints this package writes:
-# UniRestoreModel ('restorer.'), a recognizer around RestoredBackbone ('backbone.restorer.'), DDP ('module.').
-CHECKPOINT_PREFIXES = ('', 'restorer.', 'backbone.restorer.', 'module.restorer.', 'module.backbone.restorer.')
 STAGE_TRAINABLE = {1: ('cfrm', 'controller', 'skip_adapters'), 2: ('tfa', 'prompts')}
 
 
@@ -68,88 +66,9 @@ def build_restorer(restorer: RestorerSpec, checkpoint: Optional[str] = None) -> 
     return model
 
 
-def _history_buffer_getattr(obj, name):
-    """The one ``getattr`` MMEngine checkpoints need: a public method of ``HistoryBuffer`` (its statistics)."""
-    from mmengine.logging.history_buffer import HistoryBuffer
-    if (obj is HistoryBuffer or isinstance(obj, HistoryBuffer)) and isinstance(name, str) \
-            and not name.startswith('_') and callable(getattr(HistoryBuffer, name, None)):
-        return getattr(obj, name)
-    raise TypeError(f'refusing getattr({type(obj).__name__}, {name!r}) while loading a checkpoint')
-
-
-def mmengine_safe_globals() -> list:
-    """What MMEngine checkpoints pickle besides tensors: message-hub ``HistoryBuffer``s (and a ``getattr`` of
-    their statistics methods, restricted to exactly that), numpy arrays, dtypes and scalars.
-
-    ``torch.serialization.add_safe_globals(mmengine_safe_globals())`` lets MMEngine's own loader (``load_from``,
-    ``--resume``) read its checkpoints under ``torch.load``'s ``weights_only=True`` default, which rejects them
-    otherwise, without unpickling arbitrary objects.  (A param scheduler that stores other objects, such as
-    ``OneCycleLR``, still needs more.)
-    """
-    import numpy as np
-    allowed = [np.ndarray, np.dtype, (_history_buffer_getattr, 'builtins.getattr')]
-    try:
-        from mmengine.logging.history_buffer import HistoryBuffer
-        allowed.append(HistoryBuffer)
-    except ImportError:  # pragma: no cover
-        pass
-    try:
-        from numpy._core.multiarray import _reconstruct, scalar
-    except ImportError:  # numpy < 2
-        from numpy.core.multiarray import _reconstruct, scalar
-    allowed += [_reconstruct, scalar]
-    allowed += [type(np.dtype(t)) for t in ('float64', 'float32', 'float16', 'int64', 'int32', 'uint8', 'bool')]
-    return allowed
-
-
-def load_checkpoint_state(path: str, map_location: Union[str, torch.device] = 'cpu') -> Dict[str, torch.Tensor]:
-    """The state dict of a ``.safetensors`` file or a torch/MMEngine checkpoint (``{'state_dict': ...}``).
-
-    Torch files are read with ``weights_only=True``; MMEngine's message-hub buffers and numpy scalars are
-    the only non-tensor types allowed.
-    """
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'checkpoint not found: {path!r}')
-    if path.endswith('.safetensors'):
-        from safetensors.torch import load_file
-        return load_file(path, device=str(map_location))
-    with torch.serialization.safe_globals(mmengine_safe_globals()):
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    if isinstance(state, dict) and isinstance(state.get('state_dict'), dict):
-        state = state['state_dict']
-    if not isinstance(state, dict):
-        raise ValueError(f'checkpoint {path!r} holds a {type(state).__name__}, not a state dict')
-    return state
-
-
 def load_restorer_weights(model: UniRestore, path: str, map_location: Union[str, torch.device] = 'cpu') -> None:
-    """Load restorer weights from a folder (``model.safetensors``), a ``.safetensors`` file or a checkpoint of
-    :class:`UniRestoreModel` or of a recognizer around :class:`RestoredBackbone` (prefixes are found).
-
-    Raises ``ValueError`` naming the missing/unexpected/mis-shaped keys when the file does not match ``model``.
-    """
-    if osp.isdir(path):
-        path = osp.join(path, WEIGHTS_NAME)
-    state = load_checkpoint_state(path, map_location)
-    own = model.state_dict()
-    best, best_hits = '', -1
-    for prefix in CHECKPOINT_PREFIXES:
-        hits = sum(1 for k in own if prefix + k in state)
-        if hits > best_hits:
-            best, best_hits = prefix, hits
-    sub = {k[len(best):]: v for k, v in state.items() if k.startswith(best)}
-    # the prior's weights stay in its own folder; any under the prefix are not the restorer's to check
-    unexpected = sorted(k for k in sub if k not in own and not k.startswith('prior.'))
-    missing = sorted(k for k in own if k not in sub)
-    if missing or unexpected:
-        raise ValueError(
-            f'restorer checkpoint {path!r} does not match the restorer config (preset '
-            f'{model.config.get("preset")!r}, tasks {model.tasks}): {len(missing)} missing keys {missing[:5]}, '
-            f'{len(unexpected)} unexpected keys {unexpected[:5]} (keys looked up under prefix {best!r})')
-    shapes = [(k, tuple(sub[k].shape), tuple(v.shape)) for k, v in own.items() if sub[k].shape != v.shape]
-    if shapes:
-        raise ValueError(f'restorer checkpoint {path!r}: shape mismatch (key, file, model): {shapes[:5]}')
-    model.load_state_dict({k: sub[k] for k in own}, strict=False)
+    """Strictly load restorer weights into ``model``; see :func:`~.checkpoint_io.load_restorer_state`."""
+    load_restorer_state(model, path, map_location, strict=True)
 
 
 # ---------------------------------------------------------------------------------------------------------

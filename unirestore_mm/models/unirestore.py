@@ -26,6 +26,7 @@ from torch import nn
 
 from ..registry import MODELS
 from .autoencoder import EncoderOutput, decode_with_tfa, encode_with_cfrm, needs_grad
+from .checkpoint_io import WEIGHTS_NAME, load_restorer_state
 from .cfrm import CFRM
 from .controller import Controller
 from .image_ops import check_images, pad_to_multiple, resize_short_side, resize_to
@@ -35,7 +36,6 @@ from .skip_adapters import SkipAdapters, check_unet_supported, controlled_unet_f
 from .tfa import TaskFeatureAdapters, TaskPromptBank
 
 CONFIG_NAME = 'config.json'
-WEIGHTS_NAME = 'model.safetensors'
 MAX_STEPS = 4
 # The restorer's own, trainable parts (everything but the prior).
 PARTS = ('cfrm', 'controller', 'skip_adapters', 'tfa', 'prompts')
@@ -253,29 +253,10 @@ class UniRestore(nn.Module):
         return model
 
     def load_weights(self, path: str, map_location: Union[str, torch.device] = 'cpu', strict: bool = True) -> None:
-        """Load restorer weights from a ``.safetensors`` file or a ``weights_only`` torch checkpoint
-        (a bare state dict, or MMEngine's ``{'state_dict': ...}``)."""
-        if not osp.isfile(path):
-            raise FileNotFoundError(f'UniRestore weights: no file at {path!r}')
-        if path.endswith('.safetensors'):
-            from safetensors.torch import load_file
-            state = load_file(path, device=str(map_location))
-        else:
-            state = torch.load(path, map_location=map_location, weights_only=True)
-            state = state.get('state_dict', state)
-        own = set(self.state_dict())
-        missing = sorted(own - set(state))
-        unexpected = sorted(k for k in set(state) - own if not k.startswith('prior.'))
-        if strict and (missing or unexpected):
-            raise ValueError(
-                f'UniRestore weights {path!r} do not match this model (preset {self.config["preset"]!r}, tasks '
-                f'{self.tasks}): {len(missing)} missing keys {missing[:5]}, {len(unexpected)} unexpected keys '
-                f'{unexpected[:5]}')
-        shapes = [(k, tuple(state[k].shape), tuple(v.shape)) for k, v in self.state_dict().items()
-                  if k in state and state[k].shape != v.shape]
-        if shapes:
-            raise ValueError(f'UniRestore weights {path!r}: shape mismatch (key, file, model): {shapes[:5]}')
-        self.load_state_dict({k: v for k, v in state.items() if k in own}, strict=False)
+        """Load restorer weights from a ``save_pretrained`` folder, a ``.safetensors`` file or a ``weights_only``
+        torch checkpoint (a bare state dict, MMEngine's ``{'state_dict': ...}``, a training checkpoint of
+        this package whatever the prefix).  A file that does not match raises ``ValueError`` naming the keys."""
+        load_restorer_state(self, path, map_location, strict=strict)
 
 
 def _write_json(obj, path: str) -> None:

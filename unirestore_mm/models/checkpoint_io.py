@@ -1,0 +1,106 @@
+"""Reading restorer weights: safetensors files, ``save_pretrained`` folders and torch/MMEngine checkpoints.
+
+Torch files are read with ``torch.load(weights_only=True)``; :func:`mmengine_safe_globals` names the few
+non-tensor types MMEngine checkpoints hold, so no arbitrary object is ever unpickled.
+"""
+import os.path as osp
+from typing import Dict, Union
+
+import torch
+from torch import nn
+
+WEIGHTS_NAME = 'model.safetensors'
+# Prefixes under which a restorer's weights sit in the checkpoints this package writes:
+# UniRestoreModel ('restorer.'), a recognizer around RestoredBackbone ('backbone.restorer.'), DDP ('module.').
+CHECKPOINT_PREFIXES = ('', 'restorer.', 'backbone.restorer.', 'module.restorer.', 'module.backbone.restorer.')
+
+
+def _history_buffer_getattr(obj, name):
+    """The one ``getattr`` MMEngine checkpoints need: a public method of ``HistoryBuffer`` (its statistics)."""
+    from mmengine.logging.history_buffer import HistoryBuffer
+    if (obj is HistoryBuffer or isinstance(obj, HistoryBuffer)) and isinstance(name, str) \
+            and not name.startswith('_') and callable(getattr(HistoryBuffer, name, None)):
+        return getattr(obj, name)
+    raise TypeError(f'refusing getattr({type(obj).__name__}, {name!r}) while loading a checkpoint')
+
+
+def mmengine_safe_globals() -> list:
+    """What MMEngine checkpoints pickle besides tensors: message-hub ``HistoryBuffer``s (and a ``getattr`` of
+    their statistics methods, restricted to exactly that), numpy arrays, dtypes and scalars.
+
+    ``torch.serialization.add_safe_globals(mmengine_safe_globals())`` lets MMEngine's own loader (``load_from``,
+    ``--resume``) read its checkpoints under ``torch.load``'s ``weights_only=True`` default, which rejects them
+    otherwise, without unpickling arbitrary objects.  (A param scheduler that stores other objects, such as
+    ``OneCycleLR``, still needs more.)
+    """
+    import numpy as np
+    allowed = [np.ndarray, np.dtype, (_history_buffer_getattr, 'builtins.getattr')]
+    try:
+        from mmengine.logging.history_buffer import HistoryBuffer
+        allowed.append(HistoryBuffer)
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        from numpy._core.multiarray import _reconstruct, scalar
+    except ImportError:  # numpy < 2
+        from numpy.core.multiarray import _reconstruct, scalar
+    allowed += [_reconstruct, scalar]
+    allowed += [type(np.dtype(t)) for t in ('float64', 'float32', 'float16', 'int64', 'int32', 'uint8', 'bool')]
+    return allowed
+
+
+def load_checkpoint_state(path: str, map_location: Union[str, torch.device] = 'cpu') -> Dict[str, torch.Tensor]:
+    """The state dict of a ``.safetensors`` file or a torch/MMEngine checkpoint (``{'state_dict': ...}``).
+
+    Torch files are read with ``weights_only=True``; MMEngine's message-hub buffers and numpy scalars are
+    the only non-tensor types allowed.
+    """
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'checkpoint not found: no file at {path!r}')
+    if path.endswith('.safetensors'):
+        from safetensors.torch import load_file
+        return load_file(path, device=str(map_location))
+    with torch.serialization.safe_globals(mmengine_safe_globals()):
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    if isinstance(state, dict) and isinstance(state.get('state_dict'), dict):
+        state = state['state_dict']
+    if not isinstance(state, dict):
+        raise ValueError(f'checkpoint {path!r} holds a {type(state).__name__}, not a state dict')
+    return state
+
+
+def load_restorer_state(model: nn.Module, path: str, map_location: Union[str, torch.device] = 'cpu',
+                        strict: bool = True) -> None:
+    """Load a restorer's weights from a folder (``model.safetensors``), a ``.safetensors`` file or a checkpoint of
+    the restorer, of :class:`UniRestoreModel` or of a recognizer around :class:`RestoredBackbone` (the prefix
+    is found).  Keys of the frozen prior are ignored (it stays in its own folder).
+
+    Raises ``ValueError`` naming the missing/unexpected/mis-shaped keys when the file does not match ``model``
+    (with ``strict=False`` only mis-shaped keys are an error; the matching keys are loaded).
+    """
+    if osp.isdir(path):
+        path = osp.join(path, WEIGHTS_NAME)
+    state = load_checkpoint_state(path, map_location)
+    own = model.state_dict()
+    best, best_hits = '', -1
+    for prefix in CHECKPOINT_PREFIXES:
+        hits = sum(1 for k in own if prefix + k in state)
+        if hits > best_hits:
+            best, best_hits = prefix, hits
+    sub = {k[len(best):]: v for k, v in state.items() if k.startswith(best)}
+    unexpected = sorted(k for k in sub if k not in own and not k.startswith('prior.'))
+    missing = sorted(k for k in own if k not in sub)
+    if strict and (missing or unexpected):
+        config = getattr(model, 'config', {})
+        raise ValueError(
+            f'restorer weights {path!r} do not match this model (preset {config.get("preset")!r}, tasks '
+            f'{getattr(model, "tasks", None)}): {len(missing)} missing keys {missing[:5]}, {len(unexpected)} '
+            f'unexpected keys {unexpected[:5]} (keys looked up under prefix {best!r})')
+    shapes = [(k, tuple(sub[k].shape), tuple(v.shape)) for k, v in own.items()
+              if k in sub and sub[k].shape != v.shape]
+    if shapes:
+        raise ValueError(f'restorer weights {path!r}: shape mismatch (key, file, model): {shapes[:5]}')
+    model.load_state_dict({k: sub[k] for k in own if k in sub}, strict=False)
+
+
+__all__ = ['CHECKPOINT_PREFIXES', 'load_checkpoint_state', 'load_restorer_state', 'mmengine_safe_globals']
