@@ -8,13 +8,16 @@ Random prior weights unless --prior names a local diffusers folder: the figures 
 quality.  Prints the machine, torch and diffusers versions with every figure.
 """
 import argparse
+import os.path as osp
 import platform
+import sys
 import time
 
 import diffusers
 import torch
 
-from unirestore_mm.models import UniRestore
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout without installing
+from unirestore_mm.models import UniRestore  # noqa: E402
 
 DTYPES = dict(fp32=torch.float32, bf16=torch.bfloat16, fp16=torch.float16)
 
