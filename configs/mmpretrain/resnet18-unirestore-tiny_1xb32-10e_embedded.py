@@ -22,7 +22,7 @@ model = dict(
         type='unirestore_mm.RestoredBackbone',
         backbone_type='ResNet_CIFAR',  # the recipe's backbone; its other keys are kept
         restorer=dict(type='unirestore_mm.UniRestore', preset='tiny'),
-        restorer_checkpoint=None,  # e.g. work_dirs/unirestore-tiny_stage1_1xb16-1k_embedded/iter_1000.pth
+        restorer_checkpoint=None,  # e.g. work_dirs/stage1_unirestore-tiny_1xb16-1k_embedded/unirestore.safetensors
         task='cls',
         mean=mean,
         std=std,

@@ -2,6 +2,7 @@
 # never seen -- learns alone: every other weight of UniRestore (stage-1 parts, TFAs, the old prompts) is frozen
 # and stays bit-identical, so the old tasks' outputs do not change.  Loss: 0.1 * CE through the frozen ViT (the
 # ir L1 term has nothing to train here and is skipped).
+#   python tools/train.py configs/mmpretrain/vit-tiny-p4_clean-embedded_for-new-prompt_1xb32-1k.py
 #   python tools/train.py configs/unirestore/stage3_unirestore-tiny_new-prompt-vit_1xb4-20it_embedded.py \
 #       --cfg-options model.checkpoint=work_dirs/stage2_unirestore-tiny_1xb4-20it_embedded-3tasks/unirestore.safetensors
 # For a new *task* with its own data, change the dataset and the task's type (cls or seg) and recognizer.
@@ -11,19 +12,11 @@ batch_size = 4
 max_iters = 20
 embedded = dict(root=None, seed=0, size=32, n_train=4000, n_test=500)
 stage2_weights = None  # e.g. work_dirs/stage2_unirestore-tiny_1xb4-20it_embedded-3tasks/unirestore.safetensors
-vit_checkpoint = 'work_dirs/recognizers/embedded_cls_vit-tiny.pth'
+# the new downstream model: the ViT that configs/mmpretrain/vit-tiny-p4_clean-embedded_for-new-prompt_1xb32-1k.py
+# trains on clean embedded images (its `model` is read from there)
+vit_config = '{{fileDirname}}/../mmpretrain/vit-tiny-p4_clean-embedded_for-new-prompt_1xb32-1k.py'
+vit_checkpoint = 'work_dirs/vit-tiny-p4_clean-embedded_for-new-prompt_1xb32-1k/iter_1000.pth'
 new_prompt = 'cls_vit'
-
-vit_recognizer = dict(
-    type='mmpretrain.ImageClassifier',
-    backbone=dict(type='mmpretrain.VisionTransformer',
-                  arch=dict(embed_dims=32, num_layers=2, num_heads=2, feedforward_channels=64),
-                  img_size=32, patch_size=4, out_type='cls_token', init_cfg=None),
-    neck=None,
-    head=dict(type='mmpretrain.VisionTransformerClsHead', num_classes=10, in_channels=32,
-              loss=dict(type='mmpretrain.CrossEntropyLoss')),
-    data_preprocessor=dict(type='mmpretrain.ClsDataPreprocessor', num_classes=10, mean=[127.5, 127.5, 127.5],
-                           std=[127.5, 127.5, 127.5], to_rgb=True))
 
 model = dict(
     _delete_=True,
@@ -33,7 +26,7 @@ model = dict(
     new_tasks=[new_prompt],           # a zero prompt (or dict(cls_vit='cls') to start from the cls prompt)
     trainable=['prompts'],
     trainable_prompts=[new_prompt],   # only this one learns
-    recognizers=dict(vit=dict(config=vit_recognizer, checkpoint=vit_checkpoint, frozen=True)),
+    recognizers=dict(vit=dict(config=vit_config, checkpoint=vit_checkpoint, frozen=True)),
     tasks={new_prompt: dict(type='cls', recognizer='vit', weight=0.1, ir_weight=1.0)},
     task=new_prompt, num_steps=1, seed=0,
     data_preprocessor=dict(type='unirestore_mm.PairedDataPreprocessor', bgr_to_rgb=True))

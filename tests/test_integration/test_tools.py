@@ -10,7 +10,7 @@ import pytest
 
 from integration_utils import REPO, subprocess_env, write_images
 
-CONFIG = osp.join(REPO, 'configs', 'unirestore', 'unirestore-tiny_stage1_1xb16-1k_embedded.py')
+CONFIG = osp.join(REPO, 'configs', 'unirestore', 'stage1_unirestore-tiny_1xb16-1k_embedded.py')
 
 
 def small_data_config(tmp_path, base=CONFIG):

@@ -127,7 +127,9 @@ def test_stage2_three_tasks_through_frozen_recognizers(tmp_path, embedded):
 def test_stage3_new_prompt_only(tmp_path, embedded):
     cfg = load_cfg(STAGE3)
     vit = cfg.model.recognizers.vit
-    vit.checkpoint = save_recognizer(vit.config.to_dict(), str(tmp_path / 'vit.pth'), classes=EMBEDDED_CLASSES)
+    from unirestore_mm.models.recognizers import _load_config
+    vit.checkpoint = save_recognizer(_load_config(vit.config)['model'].to_dict(), str(tmp_path / 'vit.pth'),
+                                     classes=EMBEDDED_CLASSES, scope='mmpretrain')
     cfg = shrink(cfg, tmp_path / 'work')
     runner = Runner.from_cfg(cfg)
     before = snapshot(runner.model)
@@ -199,7 +201,8 @@ def test_joint_training_through_restored_backbone(tmp_path, embedded, recipe, ki
 
 @pytest.mark.parametrize('trainer,frozen,kind', [
     ('mmpretrain/resnet18-cifar_clean-embedded_for-frozen-recognizer_1xb32-1k.py', FROZEN_CLS, 'cls'),
-    ('mmseg/pspnet_r18-d8_clean-embedded_for-frozen-recognizer_1xb16-2k.py', FROZEN_SEG, 'seg')])
+    ('mmseg/pspnet_r18-d8_clean-embedded_for-frozen-recognizer_1xb16-2k.py', FROZEN_SEG, 'seg'),
+    ('mmpretrain/vit-tiny-p4_clean-embedded_for-new-prompt_1xb32-1k.py', STAGE3, 'vit')])
 def test_recognizer_recipes_feed_the_frozen_recipes(tmp_path, embedded, trainer, frozen, kind):
     cfg = shrink(load_cfg(osp.join(CONFIGS, trainer)), tmp_path / 'rec', batch=2)
     run(cfg)
@@ -209,6 +212,6 @@ def test_recognizer_recipes_feed_the_frozen_recipes(tmp_path, embedded, trainer,
     with DefaultScope.overwrite_default_scope('unirestore_mm'):
         model = MODELS.build(frozen_cfg.model)  # strict load: the same architecture, weights_only
     rec = model.recognizers[kind]
-    assert rec.classes == list(EMBEDDED_CLASSES if kind == 'cls' else EMBEDDED_SEG_CLASSES)
+    assert rec.classes == list(EMBEDDED_SEG_CLASSES if kind == 'seg' else EMBEDDED_CLASSES)
     saved = load_training_checkpoint(ckpt)['state_dict']
     assert all(torch.equal(rec.model.state_dict()[k], v) for k, v in saved.items())
