@@ -60,9 +60,18 @@ def test_bad_recognizer_inputs_fail_clearly(ckpts, tmp_path):
         build_recognizer(TINY_CLS, checkpoint=str(tmp_path / 'nope.pth'))
     with pytest.raises(ValueError, match='mmpretrain or mmseg'):
         build_recognizer(dict(type='ImageClassifier'), checkpoint=ckpts['cls'])
-    # a checkpoint with pickled objects is refused unless the user trusts it
+    # what MMEngine's own checkpoints hold besides tensors (numpy values, message-hub buffers) loads safely
+    from mmengine.logging.history_buffer import HistoryBuffer
     state = torch.load(ckpts['cls'], weights_only=True)
-    state['meta']['odd'] = np.arange(3)  # numpy arrays are not weights_only-loadable
+    state['meta']['seed'] = np.int64(3)
+    loss = HistoryBuffer()
+    loss.update(0.5)
+    state['message_hub'] = dict(log_scalars={'train/loss': loss}, epoch_np=np.arange(3))
+    torch.save(state, tmp_path / 'mmengine.pth')
+    assert build_recognizer(TINY_CLS, checkpoint=str(tmp_path / 'mmengine.pth')).num_classes == 4
+    # a checkpoint with other pickled objects is refused unless the user trusts it
+    import argparse
+    state['meta']['odd'] = argparse.Namespace(lr=0.1)
     torch.save(state, tmp_path / 'pickled.pth')
     with pytest.raises(ValueError, match='allow_pickle=True'):
         build_recognizer(TINY_CLS, checkpoint=str(tmp_path / 'pickled.pth'))

@@ -41,11 +41,12 @@ or from the command line::
 import argparse
 import os
 import os.path as osp
-import pickle
 import re
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
+
+from .checkpoint_io import torch_load_safely
 
 __all__ = ['AUTHOR_PREFIXES', 'check_against_model', 'convert_author_state_dict', 'load_author_checkpoint',
            'load_author_state_dict']
@@ -142,20 +143,14 @@ def convert_author_state_dict(state: Mapping[str, torch.Tensor]) -> Tuple[Dict[s
 
 
 def _read_state_dict(path: str, allow_pickle: bool = False) -> Dict[str, torch.Tensor]:
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'authors checkpoint: no file at {path!r}')
     if path.endswith('.safetensors'):
+        if not osp.isfile(path):
+            raise FileNotFoundError(f'authors checkpoint not found: no file at {path!r}')
         from safetensors.torch import load_file
         return load_file(path)
-    try:
-        ckpt = torch.load(path, map_location='cpu', weights_only=True)
-    except pickle.UnpicklingError as err:
-        if not allow_pickle:
-            raise ValueError(
-                f'authors checkpoint {path!r} holds Python objects that torch.load(weights_only=True) refuses '
-                f'({str(err).splitlines()[0]}). If you trust the file, pass allow_pickle=True (command line: '
-                '--allow-pickle) to unpickle it once, then keep the converted .safetensors.') from None
-        ckpt = torch.load(path, map_location='cpu', weights_only=False)
+    ckpt = torch_load_safely(path, 'authors checkpoint', allow_pickle,
+                             'If you trust the file, pass allow_pickle=True (command line: --allow-pickle) to '
+                             'unpickle it once, then keep the converted .safetensors.')
     if isinstance(ckpt, dict) and 'state_dict' in ckpt:
         ckpt = ckpt['state_dict']
     if not isinstance(ckpt, Mapping) or not all(isinstance(v, torch.Tensor) for v in ckpt.values()):

@@ -10,12 +10,13 @@ Errors come before any training: a frozen recognizer without a checkpoint, a che
 config, a model that is neither a classifier nor a segmentor, a file that needs unpickling.
 """
 import os.path as osp
-import pickle
 from typing import Any, Dict, Optional, Sequence, Union
 
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from .checkpoint_io import torch_load_safely
 
 __all__ = ['Recognizer', 'build_recognizer', 'load_recognizer_checkpoint']
 
@@ -68,20 +69,14 @@ def _load_config(config, cfg_options: Optional[dict] = None) -> Dict[str, Any]:
 
 def load_recognizer_checkpoint(path: str, allow_pickle: bool = False) -> Dict[str, Any]:
     """``{'state_dict': ..., 'meta': ...}`` from an mmpretrain/mmseg/mmengine checkpoint or a safetensors file."""
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'recognizer checkpoint: no file at {path!r}')
     if path.endswith('.safetensors'):
+        if not osp.isfile(path):
+            raise FileNotFoundError(f'recognizer checkpoint not found: no file at {path!r}')
         from safetensors.torch import load_file
         return dict(state_dict=load_file(path), meta={})
-    try:
-        ckpt = torch.load(path, map_location='cpu', weights_only=True)
-    except pickle.UnpicklingError as err:
-        if not allow_pickle:
-            raise ValueError(
-                f'recognizer checkpoint {path!r} holds Python objects that torch.load(weights_only=True) refuses '
-                f'({str(err).splitlines()[0][:200]}). If you trust the file, set allow_pickle=True in the '
-                "recognizer's config (or re-save it with only 'state_dict' and 'meta').") from None
-        ckpt = torch.load(path, map_location='cpu', weights_only=False)
+    ckpt = torch_load_safely(path, 'recognizer checkpoint', allow_pickle,
+                             "If you trust the file, set allow_pickle=True in the recognizer's config (or re-save "
+                             "it with only 'state_dict' and 'meta').")
     if isinstance(ckpt, dict) and 'state_dict' in ckpt:
         state, meta = ckpt['state_dict'], ckpt.get('meta') or {}
     elif isinstance(ckpt, dict) and all(isinstance(v, torch.Tensor) for v in ckpt.values()):
