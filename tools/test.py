@@ -15,7 +15,8 @@ from mmengine.runner import Runner
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout without installing
 import unirestore_mm  # noqa: E402,F401
-from unirestore_mm.models.restorer_model import mmengine_safe_globals  # noqa: E402
+from unirestore_mm.engine.launch import apply_command_line  # noqa: E402
+from unirestore_mm.models.checkpoint_io import mmengine_safe_globals  # noqa: E402
 
 # MMEngine's checkpoints hold message-hub buffers and numpy values besides tensors; allow exactly those, so that
 # load_from/--resume work under torch.load's weights_only=True default without unpickling arbitrary objects.
@@ -41,24 +42,8 @@ def parse_args():
 def main():
     args = parse_args()
     cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    apply_command_line(cfg, args.config, args.launcher, args.work_dir, args.cfg_options)
     cfg.load_from = args.checkpoint
-    if args.launcher != 'none' and not torch.cuda.is_available():
-        # CPU processes: gloo instead of nccl (mmengine's init_dist calls torch.cuda.set_device)
-        dist_cfg = cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})
-        if dist_cfg.get('backend', 'nccl') == 'nccl':
-            dist_cfg['backend'] = 'gloo'
-        wrapper = cfg.get('model_wrapper_cfg') or dict(type='MMDistributedDataParallel')
-        wrapper.setdefault('device_ids', None)
-        cfg.model_wrapper_cfg = wrapper
-        if args.launcher == 'pytorch' and not torch.distributed.is_initialized():
-            torch.distributed.init_process_group(backend=dist_cfg['backend'])
     if args.out is not None:
         if not args.out.endswith(('.pkl', '.pickle')):
             raise ValueError('--out must be a .pkl or .pickle file')

@@ -1,6 +1,6 @@
 """Train with an MMEngine Runner: any unirestore_mm, mmpretrain or mmseg config that imports unirestore_mm.
 
-    python tools/train.py configs/unirestore/unirestore_tiny_stage1_embedded.py
+    python tools/train.py configs/unirestore/stage1_unirestore-tiny_1xb16-1k_embedded.py
     python tools/train.py CONFIG --work-dir work_dirs/x --amp --cfg-options train_cfg.max_iters=100
     bash tools/dist_train.sh CONFIG 2                      # torchrun, several processes
 """
@@ -16,7 +16,8 @@ from mmengine.runner import Runner
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout without installing
 import unirestore_mm  # noqa: E402,F401
-from unirestore_mm.models.restorer_model import mmengine_safe_globals  # noqa: E402
+from unirestore_mm.engine.launch import apply_command_line  # noqa: E402
+from unirestore_mm.models.checkpoint_io import mmengine_safe_globals  # noqa: E402
 
 # MMEngine's checkpoints hold message-hub buffers and numpy values besides tensors; allow exactly those, so that
 # load_from/--resume work under torch.load's weights_only=True default without unpickling arbitrary objects.
@@ -44,15 +45,7 @@ def parse_args():
 def main():
     args = parse_args()
     cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-
-    # work_dir: command line > config > ./work_dirs/<config name>
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    apply_command_line(cfg, args.config, args.launcher, args.work_dir, args.cfg_options)
 
     if args.amp:
         from mmengine.device import get_device
@@ -68,18 +61,6 @@ def main():
             else:
                 cfg.optim_wrapper.type = 'AmpOptimWrapper'
                 cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
-
-    if args.launcher != 'none' and not torch.cuda.is_available():
-        # CPU processes (e.g. torchrun on a laptop or CI): gloo instead of nccl, and DDP without device ids
-        dist_cfg = cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})
-        if dist_cfg.get('backend', 'nccl') == 'nccl':
-            dist_cfg['backend'] = 'gloo'
-        wrapper = cfg.get('model_wrapper_cfg') or dict(type='MMDistributedDataParallel')
-        wrapper.setdefault('device_ids', None)
-        cfg.model_wrapper_cfg = wrapper
-        if args.launcher == 'pytorch' and not torch.distributed.is_initialized():
-            # mmengine's init_dist calls torch.cuda.set_device; start the group here (env:// from torchrun)
-            torch.distributed.init_process_group(backend=dist_cfg['backend'])
 
     if args.resume == 'auto':
         cfg.resume = True
