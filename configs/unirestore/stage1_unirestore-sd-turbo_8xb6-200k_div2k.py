@@ -1,6 +1,7 @@
 # Stage 1 at the paper's scale (DESIGN §3): CFRM, Controller and skip adapters on the SD-Turbo prior, 200k
 # iterations, 8 GPUs x batch 6 = 48, AdamW 1e-4 at batch 64 scaled by sqrt(48 / 64), one-cycle cosine with 10 %
-# warm-up, 512 crops, fp32 (add --amp for bf16 autocast where supported).
+# warm-up, 512 crops, fp32 (--amp for fp16 autocast with loss scaling;
+# optim_wrapper.type=unirestore_mm.BF16OptimWrapper for bf16 on Ampere and newer).
 #   bash tools/dist_train.sh configs/unirestore/stage1_unirestore-sd-turbo_8xb6-200k_div2k.py 8 \
 #       --cfg-options model.restorer.prior.pretrained=/models/sd-turbo
 # The paper's data is DIV2K + Flickr2K + OST (13,774 images); configs/_base_/datasets/div2k.py holds DIV2K, add

@@ -18,6 +18,6 @@ randomness = dict(seed=0, diff_rank_seed=True)
 # Optional, beyond the paper: an EMA of the trained parts (no copy of the frozen prior), resumed exactly and
 # applied to the exported restorer at the end:
 #   custom_hooks = [dict(type='unirestore_mm.TrainedPartsEMAHook', momentum=1e-4)]
-# Mixed precision: --amp on GPUs (fp16 with loss scaling), or bf16 autocast on CPU and recent GPUs with
-#   --cfg-options optim_wrapper.type=unirestore_mm.BF16OptimWrapper
+# Mixed precision: --amp (fp16 with loss scaling on GPUs, bf16 autocast on the CPU), or bf16 autocast on recent
+#   GPUs with --cfg-options optim_wrapper.type=unirestore_mm.BF16OptimWrapper
 # Gradient accumulation: --cfg-options optim_wrapper.accumulative_counts=N (the sqrt lr scaling counts it).
