@@ -46,7 +46,7 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Uni
 
 import torch
 
-from .checkpoint_io import torch_load_safely
+from .checkpoint_io import load_checkpoint_file
 
 __all__ = ['AUTHOR_PREFIXES', 'check_against_model', 'convert_author_state_dict', 'load_author_checkpoint',
            'load_author_state_dict']
@@ -143,14 +143,9 @@ def convert_author_state_dict(state: Mapping[str, torch.Tensor]) -> Tuple[Dict[s
 
 
 def _read_state_dict(path: str, allow_pickle: bool = False) -> Dict[str, torch.Tensor]:
-    if path.endswith('.safetensors'):
-        if not osp.isfile(path):
-            raise FileNotFoundError(f'authors checkpoint not found: no file at {path!r}')
-        from safetensors.torch import load_file
-        return load_file(path)
-    ckpt = torch_load_safely(path, 'authors checkpoint', allow_pickle,
-                             'If you trust the file, pass allow_pickle=True (command line: --allow-pickle) to '
-                             'unpickle it once, then keep the converted .safetensors.')
+    ckpt = load_checkpoint_file(path, 'authors checkpoint', allow_pickle,
+                                'If you trust the file, pass allow_pickle=True (command line: --allow-pickle) to '
+                                'unpickle it once, then keep the converted .safetensors.')
     if isinstance(ckpt, dict) and 'state_dict' in ckpt:
         ckpt = ckpt['state_dict']
     if not isinstance(ckpt, Mapping) or not all(isinstance(v, torch.Tensor) for v in ckpt.values()):

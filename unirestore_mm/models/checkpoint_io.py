@@ -50,15 +50,19 @@ def mmengine_safe_globals() -> list:
     return allowed
 
 
-def torch_load_safely(path: str, what: str, allow_pickle: bool = False, pickle_hint: str = '',
-                      map_location: Union[str, torch.device] = 'cpu'):
-    """``torch.load(path, weights_only=True)`` with MMEngine's few non-tensor types allowed.
+def load_checkpoint_file(path: str, what: str, allow_pickle: bool = False, pickle_hint: str = '',
+                         map_location: Union[str, torch.device] = 'cpu'):
+    """The content of a ``.safetensors`` file (a dict of tensors) or of a torch file.
 
-    A file that still holds other Python objects raises ``ValueError`` naming ``what`` and ``pickle_hint`` (how
+    Torch files are read with ``torch.load(weights_only=True)``, MMEngine's few non-tensor types allowed.  A
+    file that still holds other Python objects raises ``ValueError`` naming ``what`` and ``pickle_hint`` (how
     to opt in), unless ``allow_pickle``: then it is unpickled (only for files you trust).
     """
     if not osp.isfile(path):
         raise FileNotFoundError(f'{what} not found: no file at {path!r}')
+    if path.endswith('.safetensors'):
+        from safetensors.torch import load_file
+        return load_file(path, device=str(map_location))
     try:
         with torch.serialization.safe_globals(mmengine_safe_globals()):
             return torch.load(path, map_location=map_location, weights_only=True)
@@ -71,17 +75,8 @@ def torch_load_safely(path: str, what: str, allow_pickle: bool = False, pickle_h
 
 
 def load_checkpoint_state(path: str, map_location: Union[str, torch.device] = 'cpu') -> Dict[str, torch.Tensor]:
-    """The state dict of a ``.safetensors`` file or a torch/MMEngine checkpoint (``{'state_dict': ...}``).
-
-    Torch files are read with ``weights_only=True``; MMEngine's message-hub buffers and numpy scalars are
-    the only non-tensor types allowed.
-    """
-    if path.endswith('.safetensors'):
-        if not osp.isfile(path):
-            raise FileNotFoundError(f'checkpoint not found: no file at {path!r}')
-        from safetensors.torch import load_file
-        return load_file(path, device=str(map_location))
-    state = torch_load_safely(path, 'checkpoint', map_location=map_location)
+    """The state dict of a ``.safetensors`` file or a torch/MMEngine checkpoint (``{'state_dict': ...}``)."""
+    state = load_checkpoint_file(path, 'checkpoint', map_location=map_location)
     if isinstance(state, dict) and isinstance(state.get('state_dict'), dict):
         state = state['state_dict']
     if not isinstance(state, dict):
@@ -123,5 +118,5 @@ def load_restorer_state(model: nn.Module, path: str, map_location: Union[str, to
     model.load_state_dict({k: sub[k] for k in own if k in sub}, strict=False)
 
 
-__all__ = ['CHECKPOINT_PREFIXES', 'load_checkpoint_state', 'load_restorer_state', 'mmengine_safe_globals',
-           'torch_load_safely']
+__all__ = ['CHECKPOINT_PREFIXES', 'load_checkpoint_file', 'load_checkpoint_state', 'load_restorer_state',
+           'mmengine_safe_globals']

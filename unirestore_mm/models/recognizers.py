@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .checkpoint_io import torch_load_safely
+from .checkpoint_io import load_checkpoint_file
 
 __all__ = ['Recognizer', 'build_recognizer', 'load_recognizer_checkpoint']
 
@@ -69,14 +69,9 @@ def _load_config(config, cfg_options: Optional[dict] = None) -> Dict[str, Any]:
 
 def load_recognizer_checkpoint(path: str, allow_pickle: bool = False) -> Dict[str, Any]:
     """``{'state_dict': ..., 'meta': ...}`` from an mmpretrain/mmseg/mmengine checkpoint or a safetensors file."""
-    if path.endswith('.safetensors'):
-        if not osp.isfile(path):
-            raise FileNotFoundError(f'recognizer checkpoint not found: no file at {path!r}')
-        from safetensors.torch import load_file
-        return dict(state_dict=load_file(path), meta={})
-    ckpt = torch_load_safely(path, 'recognizer checkpoint', allow_pickle,
-                             "If you trust the file, set allow_pickle=True in the recognizer's config (or re-save "
-                             "it with only 'state_dict' and 'meta').")
+    ckpt = load_checkpoint_file(path, 'recognizer checkpoint', allow_pickle,
+                                "If you trust the file, set allow_pickle=True in the recognizer's config (or re-save "
+                                "it with only 'state_dict' and 'meta').")
     if isinstance(ckpt, dict) and 'state_dict' in ckpt:
         state, meta = ckpt['state_dict'], ckpt.get('meta') or {}
     elif isinstance(ckpt, dict) and all(isinstance(v, torch.Tensor) for v in ckpt.values()):
