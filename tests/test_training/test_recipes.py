@@ -1,7 +1,6 @@
 """Every recipe runs a few iterations on the tiny preset (CPU) and the embedded set, through recognizers of the
 recipes' own architectures whose (random) checkpoints the tests write."""
 import copy
-import os
 import os.path as osp
 
 import pytest
@@ -29,20 +28,6 @@ ITERS = 2
 @pytest.fixture(scope='module')
 def data(tmp_path_factory):
     return write_task_data(str(tmp_path_factory.mktemp('data')))
-
-
-@pytest.fixture(scope='module')
-def embedded(tmp_path_factory):
-    """The recipes' own data: the embedded set, written once under a temporary root."""
-    old = os.environ.get('UNIRESTORE_DATA')
-    os.environ['UNIRESTORE_DATA'] = str(tmp_path_factory.mktemp('unirestore_data'))
-    from unirestore_mm.datasets.embedded import build_embedded_set
-    build_embedded_set()
-    yield
-    if old is None:
-        del os.environ['UNIRESTORE_DATA']
-    else:
-        os.environ['UNIRESTORE_DATA'] = old
 
 
 def shrink(cfg, work, batch=2):

@@ -18,3 +18,4 @@ from .restored_backbone import RestoredBackbone  # noqa: E402,F401
 from .author_checkpoint import load_author_checkpoint  # noqa: E402,F401
 from .recognizers import Recognizer, build_recognizer  # noqa: E402,F401
 from .task_restorer import TaskRestorer  # noqa: E402,F401
+from .prior_training import ExportPriorHook, PriorUNetModel, PriorVAEModel, save_prior  # noqa: E402,F401

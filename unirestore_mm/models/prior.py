@@ -9,6 +9,7 @@ from a file (``.safetensors`` with key ``null_embedding``, or a ``.pt`` tensor),
 ``<folder>/null_embedding.safetensors``, or computed once with the folder's text encoder (needs
 ``transformers``) and then cached in that file when the folder is writable.
 """
+import importlib.util
 import os
 import os.path as osp
 import tempfile
@@ -128,6 +129,8 @@ class DiffusionPrior(nn.Module):
         if missing:
             raise FileNotFoundError(f'prior: {path!r} lacks the sub-folder(s) {missing}')
         kwargs = dict(torch_dtype=torch_dtype) if torch_dtype is not None else {}
+        if importlib.util.find_spec('accelerate') is None:
+            kwargs['low_cpu_mem_usage'] = False  # diffusers' default needs accelerate (and warns without it)
         vae = AutoencoderKL.from_pretrained(path, subfolder='vae', local_files_only=True, **kwargs)
         unet = UNet2DConditionModel.from_pretrained(path, subfolder='unet', local_files_only=True, **kwargs)
         if osp.isdir(osp.join(path, 'scheduler')):
