@@ -1,0 +1,1 @@
+"""High-level entry points: the evaluation behind tools/demo.py."""
