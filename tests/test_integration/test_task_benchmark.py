@@ -99,6 +99,12 @@ def test_evaluation_computes_only_missing_cells(tmp_path):
     again = evaluate_rows(rows, clean, labels, masks, ['gaussian_noise', 'fog'], {('same', 0): identity}, {}, {},
                           path)
     assert again == cells and len(built) == 1  # nothing recomputed, the restorer not even built
+    # killed while writing the last cell: the cut line is dropped, the missing cells computed and appended whole
+    text = open(path).read()
+    open(path, 'w').write(text[:len(text) - 25])
+    resumed = evaluate_rows(rows, clean, labels, masks, ['gaussian_noise', 'fog'], {('same', 0): identity}, {}, {},
+                            path)
+    assert resumed == cells and load_cells(path) == cells
 
 
 def table_with(**values):

@@ -112,8 +112,11 @@ def evaluate_rows(rows: Sequence[Row], clean: np.ndarray, labels: np.ndarray, ma
     a function that builds the restorer (called only for cells still missing); ``classifiers`` and
     ``segmenters`` map a column name to a :class:`~unirestore_mm.models.Recognizer`.
     """
-    done = {(c['row'], c['seed'], c['corruption']) for c in load_cells(cells_path)}
     os.makedirs(osp.dirname(osp.abspath(cells_path)), exist_ok=True)
+    kept = load_cells(cells_path)
+    # a run killed while writing leaves a cut last line: keep only the whole cells before appending new ones
+    _atomic_text(cells_path, ''.join(json.dumps(c) + '\n' for c in kept))
+    done = {(c['row'], c['seed'], c['corruption']) for c in kept}
     clean_t = to_tensor(clean)
     labels_t = torch.as_tensor(labels).long()
     masks_t = torch.as_tensor(masks).long()
