@@ -237,7 +237,7 @@ def parse_args(argv=None):
                    help='restorer training seeds (default: 0 1; --quick: 0)')
     p.add_argument('--jobs', type=int, default=2, help='recipes run side by side (default 2)')
     p.add_argument('--eval-images', type=int, default=None,
-                   help='test images evaluated (default: all 500; --quick: 40)')
+                   help='test images evaluated (default: the first 200 of 500; --quick: 40)')
     p.add_argument('--corruptions', nargs='+', default=None,
                    help='corruptions evaluated (default: the 15 ImageNet-C and 4 weather ones; --quick: 3)')
     return p.parse_args(argv)
