@@ -32,6 +32,7 @@ from typing import Dict, List, Optional, Sequence
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
+from unirestore_mm.engine.checkpoint import atomic_write_bytes  # noqa: E402
 
 DONE = 'demo_step_done.json'
 STARTED = 'demo_step_started.json'
@@ -128,10 +129,7 @@ def _read_json(path: str) -> Optional[dict]:
 
 
 def _write_json(path: str, obj: dict) -> None:
-    tmp = path + '.tmp'
-    with open(tmp, 'w', encoding='utf-8') as f:
-        json.dump(obj, f)
-    os.replace(tmp, path)
+    atomic_write_bytes(json.dumps(obj).encode('utf-8'), path)
 
 
 def is_done(step: Step, root: str) -> bool:

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from ..datasets.transforms.degradations import IMAGENET_C_CORRUPTIONS, WEATHER_CORRUPTIONS
+from ..engine.checkpoint import atomic_write_bytes
 from ..evaluation.task_benchmark import Row, evaluate_rows, summarise, write_tables
 
 __all__ = ['DEMO_ROWS', 'COLUMNS', 'run_evaluation', 'load_test_set', 'check_goals']
@@ -153,8 +154,7 @@ def run_evaluation(root: str, data_root: str, seeds: Sequence[int], recognizer_i
         with open(settings_path, encoding='utf-8') as f:
             if json.load(f) != settings and osp.isfile(cells_path):
                 os.remove(cells_path)  # other settings: the cached cells do not belong to this table
-    with open(settings_path, 'w', encoding='utf-8') as f:
-        json.dump(settings, f)
+    atomic_write_bytes(json.dumps(settings).encode('utf-8'), settings_path)
     t0 = time.time()
     n_cells = [0]
 
@@ -175,8 +175,8 @@ def run_evaluation(root: str, data_root: str, seeds: Sequence[int], recognizer_i
               f'VAE reconstructs the clean test images at {ceiling["psnr"]:.2f} dB PSNR / {ceiling["ssim"]:.3f} '
               'SSIM (the ceiling of the latent path alone).\n')
     paths = write_tables(out_dir, metrics, table, cells, header=header)
-    with open(osp.join(out_dir, 'goals.json'), 'w', encoding='utf-8') as f:
-        json.dump(dict(goals=goals, vae_ceiling=ceiling), f, indent=1)
+    atomic_write_bytes(json.dumps(dict(goals=goals, vae_ceiling=ceiling), indent=1).encode('utf-8'),
+                       osp.join(out_dir, 'goals.json'))
     from ..visualization.demo_figures import bar_chart, image_grids
     figures = dict(bar_chart=bar_chart(table, metrics, osp.join(out_dir, 'bars.png')))
     seed0 = seeds[0]

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from ..datasets.transforms.degradations import corrupt, sample_seed
+from ..engine.checkpoint import atomic_write_bytes
 from .metrics import psnr, ssim
 
 __all__ = ['Row', 'degrade_set', 'restore_with_prompts', 'evaluate_rows', 'summarise', 'write_tables',
@@ -233,7 +234,4 @@ def _num(v) -> str:
 
 
 def _atomic_text(path: str, text: str) -> None:
-    tmp = path + '.tmp'
-    with open(tmp, 'w', encoding='utf-8') as f:
-        f.write(text)
-    os.replace(tmp, path)
+    atomic_write_bytes(text.encode('utf-8'), path)

@@ -7,6 +7,7 @@ import numpy as np
 import torch
 
 from ..datasets.embedded import EMBEDDED_PALETTE
+from ..engine.checkpoint import atomic_write_bytes
 from ..evaluation.task_benchmark import degrade_set, restore_with_prompts, to_tensor
 
 __all__ = ['FAMILIES', 'image_grids', 'bar_chart']
@@ -33,6 +34,19 @@ def _overlay(img: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return out.clip(0, 255).astype(np.uint8)
 
 
+def _save_figure(fig, path: str) -> str:
+    """Lay out, render to PNG and write ``path`` atomically (a reader never sees half a picture)."""
+    import io
+
+    import matplotlib.pyplot as plt
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format='png', dpi=100)
+    plt.close(fig)
+    atomic_write_bytes(buf.getvalue(), path)
+    return path
+
+
 def _save_grid(path: str, tiles: Sequence[Sequence[np.ndarray]], col_titles: Sequence[str],
                row_titles: Sequence[str]) -> str:
     import matplotlib
@@ -50,12 +64,7 @@ def _save_grid(path: str, tiles: Sequence[Sequence[np.ndarray]], col_titles: Seq
                 ax.set_title(col_titles[c], fontsize=8)
             if c == 0:
                 ax.set_ylabel(row_titles[r], fontsize=8)
-    fig.tight_layout()
-    tmp = path + '.tmp.png'
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    return _save_figure(fig, path)
 
 
 @torch.no_grad()
@@ -106,9 +115,4 @@ def bar_chart(table: Sequence[dict], metrics: Sequence[str], path: str) -> str:
     ax.set_ylim(0, 100)
     ax.legend(fontsize=7, ncol=2)
     ax.set_title('Embedded test set, severity 3, mean over corruptions')
-    fig.tight_layout()
-    tmp = path + '.tmp.png'
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    return _save_figure(fig, path)
