@@ -32,6 +32,7 @@ from typing import Dict, List, Optional, Sequence
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
+from unirestore_mm.apis.demo_eval import recognizer_checkpoint, run_evaluation  # noqa: E402
 from unirestore_mm.engine.checkpoint import atomic_write_bytes  # noqa: E402
 
 DONE = 'demo_step_done.json'
@@ -68,10 +69,6 @@ UNET_CONFIG = 'configs/prior/unet_unirestore-tiny_1xb64-600it_embedded.py'
 STAGE1_CONFIG = 'configs/demo/stage1_unirestore-tiny-prior_1xb32-400it_embedded.py'
 STAGE2_CONFIG = 'configs/demo/stage2_unirestore-tiny-prior_1xb32-600it_embedded-3tasks.py'
 BASELINE_CONFIG = 'configs/demo/stage2-ir-only_unirestore-tiny-prior_1xb32-600it_embedded-baseline.py'
-
-
-def recognizer_checkpoint(root: str, name: str, iters: int) -> str:
-    return osp.join(root, name, f'iter_{iters}.pth')
 
 
 def build_steps(root: str, iters: Dict[str, int], seeds: Sequence[int]) -> List[Step]:
@@ -259,7 +256,6 @@ def main(argv=None) -> int:
     steps = build_steps(root, iters, seeds)
     Runner(steps, root, jobs=args.jobs).run()
 
-    from unirestore_mm.apis.demo_eval import run_evaluation
     configs = {k: osp.join(REPO, v) for k, v in RECOGNIZERS.items()}
     run_evaluation(root, data, seeds=seeds, recognizer_iters=iters['recognizer'], configs=configs, quick=args.quick,
                    n_images=args.eval_images, corruptions=args.corruptions)

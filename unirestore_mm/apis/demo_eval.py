@@ -20,7 +20,7 @@ from ..datasets.transforms.degradations import IMAGENET_C_CORRUPTIONS, WEATHER_C
 from ..engine.checkpoint import atomic_write_bytes
 from ..evaluation.task_benchmark import Row, evaluate_rows, summarise, write_tables
 
-__all__ = ['DEMO_ROWS', 'COLUMNS', 'run_evaluation', 'load_test_set', 'check_goals']
+__all__ = ['run_evaluation', 'load_test_set', 'check_goals', 'recognizer_checkpoint']
 
 CORRUPTIONS = IMAGENET_C_CORRUPTIONS + WEATHER_CORRUPTIONS
 QUICK_CORRUPTIONS = ('gaussian_noise', 'motion_blur', 'fog')
@@ -29,7 +29,6 @@ SEVERITY = 3
 CLASSIFIERS = (('cls_seen', 'ResNet-18 (seen)'), ('cls_mobilenet', 'MobileNetV2 (unseen)'),
                ('cls_vit', 'ViT (unseen)'))
 SEGMENTERS = (('seg_seen', 'PSPNet (seen)'), ('seg_segformer', 'SegFormer (unseen)'))
-COLUMNS = dict(CLASSIFIERS + SEGMENTERS)
 ROW_NAMES = dict(degraded='degraded input', baseline='restoration-only (ir loss only)', ir='UniRestore ir',
                  cls='UniRestore cls', seg='UniRestore seg', clean='clean input',
                  clean_cls='clean, restored by UniRestore cls')
@@ -44,9 +43,6 @@ def demo_rows(seeds: Sequence[int]) -> List[Row]:
             Row(ROW_NAMES['seg'], restorer='unirestore', task='seg', seeds=s),
             Row(ROW_NAMES['clean'], source='clean'),
             Row(ROW_NAMES['clean_cls'], source='clean', restorer='unirestore', task='cls', seeds=s)]
-
-
-DEMO_ROWS = demo_rows((0, 1))
 
 
 def load_test_set(data_root: str, n_images: Optional[int] = None):
@@ -67,6 +63,11 @@ def load_test_set(data_root: str, n_images: Optional[int] = None):
     return np.stack(images), np.asarray(labels), np.stack(masks)
 
 
+def recognizer_checkpoint(root: str, step: str, iters: int) -> str:
+    """Where the demo's recognizer step ``step`` leaves its weights."""
+    return osp.join(root, step, f'iter_{iters}.pth')
+
+
 def build_demo_recognizers(root: str, configs: Dict[str, str], iters: int):
     """The demo's classifiers and segmenters, from their recipes and the checkpoints their steps wrote."""
     from ..models.recognizers import build_recognizer
@@ -74,20 +75,18 @@ def build_demo_recognizers(root: str, configs: Dict[str, str], iters: int):
     with warnings.catch_warnings():  # mmseg's and setuptools' deprecation notes, not the user's concern here
         warnings.simplefilter('ignore')
         for key, label in CLASSIFIERS:
-            cls[label] = build_recognizer(configs[key], osp.join(root, key, f'iter_{iters}.pth'))
+            cls[label] = build_recognizer(configs[key], recognizer_checkpoint(root, key, iters))
         for key, label in SEGMENTERS:
-            seg[label] = build_recognizer(configs[key], osp.join(root, key, f'iter_{iters}.pth'))
+            seg[label] = build_recognizer(configs[key], recognizer_checkpoint(root, key, iters))
     return cls, seg
 
 
 @torch.no_grad()
-def vae_ceiling(prior_folder: str, clean: np.ndarray, batch_size: int = 100) -> Dict[str, float]:
+def vae_ceiling(vae, clean: np.ndarray, batch_size: int = 100) -> Dict[str, float]:
     """PSNR/SSIM of the prior's VAE reconstructing the clean images (posterior mode): what the latent path alone
     can give, which CFRM's skips and the TFAs have to beat."""
     from ..evaluation.metrics import psnr, ssim
     from ..evaluation.task_benchmark import to_tensor
-    from ..models.prior import DiffusionPrior
-    vae = DiffusionPrior.from_pretrained(prior_folder).vae
     x = to_tensor(clean)
     rec = torch.cat([((vae.decode(vae.encode(x[i:i + batch_size] * 2 - 1).latent_dist.mode()).sample + 1) / 2)
                      for i in range(0, len(x), batch_size)]).clamp(0, 1)
@@ -134,11 +133,15 @@ def run_evaluation(root: str, data_root: str, seeds: Sequence[int], recognizer_i
     classifiers, segmenters = build_demo_recognizers(root, configs, recognizer_iters)
     prior = osp.join(root, 'prior_unet', 'prior')
 
+    built: Dict[str, UniRestore] = {}
+
     def loader(step: str):
-        def build():
-            model = UniRestore(preset='tiny', prior=dict(pretrained=prior))
-            model.load_weights(osp.join(root, step, 'unirestore.safetensors'))
-            return model.eval()
+        def build():  # once per step: the evaluation, the grids and the VAE ceiling share it
+            if step not in built:
+                model = UniRestore(preset='tiny', prior=dict(pretrained=prior))
+                model.load_weights(osp.join(root, step, 'unirestore.safetensors'))
+                built[step] = model.eval()
+            return built[step]
         return build
 
     restorers = {}
@@ -169,7 +172,7 @@ def run_evaluation(root: str, data_root: str, seeds: Sequence[int], recognizer_i
                           cells_path, severity=SEVERITY, progress=progress)
     metrics, table = summarise(cells, rows)
     goals = check_goals(table)
-    ceiling = vae_ceiling(prior, clean)
+    ceiling = vae_ceiling(restorers[('unirestore', seeds[0])]().prior.vae, clean)
     header = (f'Embedded test set, {len(clean)} images x {len(corruptions)} corruptions at severity {SEVERITY}; '
               f'restorer rows: mean ± half the range over training seeds {list(seeds)}.  The trained prior\'s '
               f'VAE reconstructs the clean test images at {ceiling["psnr"]:.2f} dB PSNR / {ceiling["ssim"]:.3f} '
