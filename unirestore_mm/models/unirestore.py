@@ -193,11 +193,25 @@ class UniRestore(nn.Module):
         """Restore float images in [0, 1] of any size: (B, 3, H, W) or (3, H, W) in, same shape out, in [0, 1].
 
         ``min_size``: upscale so the short side is at least this before restoring (default: the preset's,
-        512 for ``sd-turbo``); ``seed`` or ``generator`` make the result repeatable.
+        512 for ``sd-turbo``); ``seed`` or ``generator`` make the result repeatable (a list of generators, one
+        per image, makes each image's result independent of the batch it is restored in).
         """
+        return self.restore_tasks(images, [task], num_steps, min_size, generator, seed)[task]
+
+    @torch.no_grad()
+    def restore_tasks(self, images: torch.Tensor, tasks: Sequence[str], num_steps: int = 1,
+                      min_size: Union[int, None, str] = 'default',
+                      generator: Union[torch.Generator, List[torch.Generator], None] = None,
+                      seed: Optional[int] = None) -> Dict[str, torch.Tensor]:
+        """:meth:`restore` under several task prompts at the cost of one encoding and one sampling: the prompts
+        act in the decoder only, so ``restore_tasks(x, tasks, seed=s)[t]`` equals ``restore(x, t, seed=s)``."""
         single = isinstance(images, torch.Tensor) and images.dim() == 3
         x = check_images(images)
-        self.prompts[task]
+        tasks = list(tasks)
+        if not tasks:
+            raise ValueError('restore_tasks: no task given')
+        for task in tasks:
+            self.prompts[task]  # unknown task: fail before any compute
         if generator is None and seed is not None:
             generator = torch.Generator(device=self._device()).manual_seed(int(seed))
         size = tuple(x.shape[-2:])
@@ -206,10 +220,14 @@ class UniRestore(nn.Module):
         x = resize_short_side(x, self.min_size if min_size == 'default' else min_size)
         scaled = tuple(x.shape[-2:])
         x, _ = pad_to_multiple(x, self.size_divisor)
-        out = self.forward(x, task=task, num_steps=num_steps, generator=generator).image
-        out = resize_to(out[..., :scaled[0], :scaled[1]], size).clamp_(0, 1)
-        out = out.to(images.dtype)
-        return out[0] if single else out
+        encoded = self.encode(x, generator=generator)
+        latent = self.sample(encoded.latent, num_steps=num_steps, generator=generator)
+        out = {}
+        for task in tasks:
+            y = self.decode(latent, encoded.skips, task)
+            y = resize_to(y[..., :scaled[0], :scaled[1]], size).clamp_(0, 1).to(images.dtype)
+            out[task] = y[0] if single else y
+        return out
 
     def _device(self) -> torch.device:
         return next(self.cfrm.parameters()).device
