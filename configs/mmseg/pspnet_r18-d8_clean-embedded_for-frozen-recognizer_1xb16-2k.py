@@ -26,9 +26,15 @@ train_dataloader = dict(
 val_dataloader = None
 val_cfg = None
 val_evaluator = None
-test_dataloader = None
-test_cfg = None
-test_evaluator = None
+# Testing on the clean test split (what tools/test.py and tools/benchmark.py read: the test pipeline and evaluator).
+test_pipeline = [dict(type='LoadImageFromFile'), dict(type='mmseg.LoadAnnotations'), dict(type='mmseg.PackSegInputs')]
+test_dataloader = dict(
+    _delete_=True, batch_size=100, num_workers=0, persistent_workers=False,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(type='unirestore_mm.EmbeddedSegDataset', split='test', root=None, seed=0, size=32, n_train=4000,
+                 n_test=500, pipeline=test_pipeline))
+test_cfg = dict(_delete_=True, type='TestLoop')
+test_evaluator = dict(_delete_=True, type='mmseg.IoUMetric', iou_metrics=['mIoU'])
 
 train_cfg = dict(_delete_=True, type='unirestore_mm.ExactResumeIterBasedTrainLoop', max_iters=max_iters)
 optim_wrapper = dict(_delete_=True, constructor='unirestore_mm.SqrtScaledOptimWrapperConstructor',
