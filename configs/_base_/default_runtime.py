@@ -8,6 +8,10 @@ default_hooks = dict(
     param_scheduler=dict(type='ParamSchedulerHook'),
     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=500, max_keep_ckpts=3),
     sampler_seed=dict(type='DistSamplerSeedHook'),
+    # degraded | restored | clean of the first 4 validation images at every validation, through the visualizer
+    # below (<work_dir>/<timestamp>/vis_data/vis_image/val_<index>_<name>_<iter>.png); tools/test.py --show-dir
+    # turns on one picture per test image
+    visualization=dict(type='unirestore_mm.RestorationVisualizationHook', draw=True, num_images=4),
 )
 env_cfg = dict(
     cudnn_benchmark=False,
