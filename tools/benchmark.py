@@ -135,8 +135,8 @@ def run(args, rank, world):
 
     import unirestore_mm  # noqa: F401  (registers everything)
     from unirestore_mm.apis.benchmark import (BenchmarkData, BenchmarkError, BenchRow, Downstream, RestorerSpec,
-                                              _file_fingerprint, grid_tiles, run_benchmark, versions,
-                                              write_benchmark_tables)
+                                              _file_fingerprint, grid_tiles, resolve_label_source, run_benchmark,
+                                              versions, write_benchmark_tables)
 
     if not args.restorer and not args.model:
         raise BenchmarkError('nothing to benchmark: give --model NAME CONFIG CHECKPOINT (and --restorer NAME PATH)')
@@ -186,6 +186,7 @@ def run(args, rank, world):
         rows += [BenchRow(f'{name}/{t}', restorer=name, task=t, fingerprint=fp) for t in tasks]
     if data.has_clean:
         rows.append(BenchRow('clean', source='clean', fingerprint='clean'))
+    references = {m.name: resolve_label_source(args.labels, m, data) for m in models}  # labels a model needs
     settings = dict(data=osp.abspath(config), data_options={k: str(v) for k, v in data_options.items()},
                     data_config=_file_fingerprint(config), labels=args.labels, seed=args.seed, limit=args.limit,
                     models={m.name: [osp.abspath(m.config), _file_fingerprint(m.config),
@@ -199,8 +200,7 @@ def run(args, rank, world):
                           seed=args.seed)
     if rank != 0:
         return 0
-    from unirestore_mm.apis.benchmark import resolve_label_source
-    refs = ', '.join(f'{m.name}: {resolve_label_source(args.labels, m, data)}' for m in models)
+    refs = ', '.join(f'{name}: {source}' for name, source in references.items())
     v = versions()
     header = (f'Benchmark on {data_name} ({data.size} images; {data.mode} conditions: '
               f'{len(data.conditions)}), restorers at {args.steps} step(s), seed {args.seed}; references: {refs}.  '

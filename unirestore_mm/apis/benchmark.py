@@ -333,7 +333,10 @@ class BenchmarkData:
             self.conditions = [AS_GIVEN]
         if not self.conditions:
             raise BenchmarkError(f'data {config}: no corruption/severity to benchmark')
-        first = self.dataset(self.conditions[0])
+        try:
+            first = self.dataset(self.conditions[0])
+        except (ValueError, FileNotFoundError, RuntimeError, KeyError) as err:
+            raise BenchmarkError(f'data {config}: cannot build its data set: {err}') from None
         if len(first) == 0:
             raise BenchmarkError(f'data {config}: the data set is empty (check its data_root and ann_file)')
         self.size = len(first)
