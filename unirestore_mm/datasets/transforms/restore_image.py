@@ -44,6 +44,55 @@ def clear_restorer_cache() -> None:
         _CACHE.clear()
 
 
+def array_to_unit_rgb(img: np.ndarray, channel_order: str = 'bgr', where: str = 'RestoreImage'):
+    """One ``H x W [x C]`` numpy image -> ``(rgb, meta)``: a ``(3, H, W)`` float32 RGB tensor in [0, 1] and what
+    :func:`unit_rgb_to_array` needs to give a restored image the input's shape, dtype, range and channel order.
+
+    ``uint8`` (0-255), ``uint16`` (0-65535) and float images in 0-255 (mmcv's ``to_float32``) are accepted; gray
+    images are repeated to RGB, an alpha channel is set aside.  ``channel_order``: the input's, ``'bgr'`` (cv2,
+    mmcv) or ``'rgb'``."""
+    import torch
+    if not isinstance(img, np.ndarray):
+        raise TypeError(f'{where}: expected a numpy image, got {type(img).__name__}')
+    if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] not in (1, 3, 4)) or min(img.shape[:2]) < 1:
+        raise ValueError(f'{where}: expected an H x W, H x W x 1, 3 or 4 image, got shape {img.shape}')
+    dtype = img.dtype
+    if dtype == np.uint8:
+        peak = 255.0
+    elif dtype == np.uint16:
+        peak = 65535.0
+    elif np.issubdtype(dtype, np.floating):
+        peak = 255.0  # mmcv's float pipelines keep the 0-255 range
+    else:
+        raise TypeError(f'{where}: unsupported image dtype {dtype} (uint8, uint16 or float)')
+    x = img.astype(np.float32)
+    if not np.isfinite(x).all():
+        raise ValueError(f'{where}: the image has NaN or Inf values')
+    gray = x.ndim == 2 or x.shape[2] == 1
+    alpha = x[..., 3:] if (x.ndim == 3 and x.shape[2] == 4) else None
+    rgb = np.repeat(x.reshape(x.shape[0], x.shape[1], 1), 3, axis=2) if gray else x[..., :3]
+    bgr = channel_order == 'bgr' and not gray
+    if bgr:
+        rgb = rgb[..., ::-1]
+    t = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)) / peak).clamp_(0, 1)
+    return t, dict(dtype=dtype, peak=peak, gray=gray, ndim=img.ndim, alpha=alpha, bgr=bgr)
+
+
+def unit_rgb_to_array(out, meta: dict) -> np.ndarray:
+    """A restored ``(3, H, W)`` RGB tensor in [0, 1] -> a numpy image like the one :func:`array_to_unit_rgb`
+    read (``meta``): same shape, dtype, range, channel order, alpha channel."""
+    out = out.float().cpu().numpy().transpose(1, 2, 0) * meta['peak']
+    if meta['bgr']:
+        out = out[..., ::-1]
+    if meta['gray']:
+        out = out.mean(axis=2, keepdims=meta['ndim'] == 3)
+    elif meta['alpha'] is not None:
+        out = np.concatenate([out, meta['alpha']], axis=2)
+    if np.issubdtype(meta['dtype'], np.integer):
+        out = np.clip(np.rint(out), 0, meta['peak'])
+    return np.ascontiguousarray(out.astype(meta['dtype']))
+
+
 @TRANSFORMS.register_module()
 class RestoreImage:
     """Restore the image under ``keys`` with a UniRestore task prompt.
@@ -111,42 +160,11 @@ class RestoreImage:
     # -- the transform ---------------------------------------------------------------------------------------
     def restore_array(self, img: np.ndarray) -> np.ndarray:
         """Restore one ``H x W [x C]`` image, keeping its shape, dtype, range and channel order."""
-        import torch
-        if not isinstance(img, np.ndarray):
-            raise TypeError(f'RestoreImage: expected a numpy image, got {type(img).__name__}')
-        if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] not in (1, 3, 4)) or min(img.shape[:2]) < 1:
-            raise ValueError(f'RestoreImage: expected an H x W, H x W x 1, 3 or 4 image, got shape {img.shape}')
-        dtype = img.dtype
-        if dtype == np.uint8:
-            peak = 255.0
-        elif dtype == np.uint16:
-            peak = 65535.0
-        elif np.issubdtype(dtype, np.floating):
-            peak = 255.0  # mmcv's float pipelines keep the 0-255 range
-        else:
-            raise TypeError(f'RestoreImage: unsupported image dtype {dtype} (uint8, uint16 or float)')
-        x = img.astype(np.float32)
-        if not np.isfinite(x).all():
-            raise ValueError('RestoreImage: the image has NaN or Inf values')
-        gray = x.ndim == 2 or x.shape[2] == 1
-        alpha = x[..., 3:] if (x.ndim == 3 and x.shape[2] == 4) else None
-        rgb = np.repeat(x.reshape(x.shape[0], x.shape[1], 1), 3, axis=2) if gray else x[..., :3]
-        if self.channel_order == 'bgr' and not gray:
-            rgb = rgb[..., ::-1]
-        t = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)) / peak).clamp_(0, 1)
+        t, meta = array_to_unit_rgb(img, self.channel_order, where='RestoreImage')
         model = self.model
         out = model.restore(t.to(self.device), task=self.task, num_steps=self.num_steps, min_size=self.min_size,
                             seed=self.seed)
-        out = out.float().cpu().numpy().transpose(1, 2, 0) * peak
-        if self.channel_order == 'bgr' and not gray:
-            out = out[..., ::-1]
-        if gray:
-            out = out.mean(axis=2, keepdims=img.ndim == 3)
-        elif alpha is not None:
-            out = np.concatenate([out, alpha], axis=2)
-        if np.issubdtype(dtype, np.integer):
-            out = np.clip(np.rint(out), 0, peak)
-        return np.ascontiguousarray(out.astype(dtype))
+        return unit_rgb_to_array(out, meta)
 
     def transform(self, results: dict) -> dict:
         for key in self.keys:
