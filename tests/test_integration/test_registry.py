@@ -46,7 +46,7 @@ def test_custom_imports_in_any_default_scope(tmp_path, scope):
 default_scope = {scope!r}
 custom_imports = dict(imports=['unirestore_mm'], allow_failed_imports=False)
 model = dict(type='unirestore_mm.UniRestoreModel', restorer=dict(type='unirestore_mm.UniRestore', preset='tiny'))
-transform = dict(type='unirestore_mm.RestoreImage', task='seg')
+transform = dict(type='unirestore_mm.RestoreImage', task='seg', allow_random_weights=True)
 metric = dict(type='unirestore_mm.PSNR')
 """)
     proc = subprocess.run([sys.executable, '-c', SCRIPT, str(cfg)], cwd=REPO, env=subprocess_env(),

@@ -1,4 +1,6 @@
-"""RestoreImage transform: dtype, range, channel order kept; one model per process; bad input at build time."""
+"""RestoreImage transform: dtype, range, channel order kept; one model per process; bad input at build time;
+no trained weights refused unless allow_random_weights (the tiny restorers here are random: the tests check
+plumbing, not restoration)."""
 import pickle
 
 import numpy as np
@@ -8,11 +10,12 @@ from mmengine.dataset import Compose
 
 from unirestore_mm.datasets.transforms.restore_image import RestoreImage, clear_restorer_cache
 from unirestore_mm.models import UniRestore
+from unirestore_mm.models.weights_guard import RandomWeightsError
 from unirestore_mm.registry import TRANSFORMS
 
 
 def test_registered_and_in_a_pipeline():
-    pipeline = Compose([dict(type='unirestore_mm.RestoreImage', task='cls')])
+    pipeline = Compose([dict(type='unirestore_mm.RestoreImage', task='cls', allow_random_weights=True)])
     img = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8)
     out = pipeline(dict(img=img.copy()))
     assert out['img'].shape == (20, 30, 3) and out['img'].dtype == np.uint8
@@ -26,7 +29,7 @@ def test_keeps_shape_dtype_and_range(shape, dtype):
     rng = np.random.default_rng(0)
     peak = 65535 if dtype == np.uint16 else 255
     img = (rng.random(shape) * peak).astype(dtype)
-    out = RestoreImage(task='ir')(dict(img=img.copy()))['img']
+    out = RestoreImage(task='ir', allow_random_weights=True)(dict(img=img.copy()))['img']
     assert out.shape == img.shape and out.dtype == img.dtype
     assert out.min() >= 0 and out.max() <= peak
     if shape[-1] == 4 and len(shape) == 3:
@@ -34,7 +37,7 @@ def test_keeps_shape_dtype_and_range(shape, dtype):
 
 
 def test_bgr_order_matches_the_restorer_on_rgb():
-    t = RestoreImage(task='seg', seed=3)
+    t = RestoreImage(task='seg', seed=3, allow_random_weights=True)
     rgb = np.random.default_rng(1).integers(0, 256, (16, 16, 3), dtype=np.uint8)
     out_bgr = t(dict(img=rgb[..., ::-1].copy()))['img']
     x = torch.from_numpy(rgb.transpose(2, 0, 1).copy()).float() / 255
@@ -45,7 +48,8 @@ def test_bgr_order_matches_the_restorer_on_rgb():
 
 def test_model_built_once_and_not_pickled(tmp_path):
     clear_restorer_cache()
-    a, b = RestoreImage(task='ir'), RestoreImage(task='cls')
+    a = RestoreImage(task='ir', allow_random_weights=True)
+    b = RestoreImage(task='cls', allow_random_weights=True)
     assert a.model is b.model  # same restorer, device: one model per process
     c = pickle.loads(pickle.dumps(a))
     assert c._model is None and c.model is a.model
@@ -56,12 +60,25 @@ def test_checkpoint_and_errors(tmp_path):
     t = RestoreImage(restorer=str(tmp_path / 'r'), task='ir', lazy=False)
     assert t.model.tasks == ['ir']
     with pytest.raises(ValueError, match='det'):
-        RestoreImage(task='det', lazy=False)
+        RestoreImage(task='det', lazy=False, allow_random_weights=True)
     with pytest.raises(ValueError, match='do not match'):
         RestoreImage(restorer=dict(preset='tiny'), checkpoint=str(tmp_path / 'r'), lazy=False)
     with pytest.raises(ValueError, match='channel_order'):
-        TRANSFORMS.build(dict(type='unirestore_mm.RestoreImage', channel_order='rgba'))
+        TRANSFORMS.build(dict(type='unirestore_mm.RestoreImage', channel_order='rgba', allow_random_weights=True))
     with pytest.raises(KeyError, match='img'):
-        RestoreImage()(dict(image=np.zeros((8, 8, 3), np.uint8)))
+        RestoreImage(allow_random_weights=True)(dict(image=np.zeros((8, 8, 3), np.uint8)))
     with pytest.raises(TypeError, match='dtype'):
-        RestoreImage()(dict(img=np.zeros((8, 8, 3), np.int64)))
+        RestoreImage(allow_random_weights=True)(dict(img=np.zeros((8, 8, 3), np.int64)))
+
+
+def test_refuses_a_restorer_without_trained_weights(tmp_path):
+    clear_restorer_cache()
+    with pytest.raises(RandomWeightsError, match='only degrades images') as err:
+        RestoreImage(task='cls')  # refused at construction, lazy or not
+    assert 'allow_random_weights=True' in str(err.value) and 'checkpoint=' in str(err.value)
+    with pytest.raises(RandomWeightsError):
+        Compose([dict(type='unirestore_mm.RestoreImage', restorer=dict(preset='tiny'))])
+    UniRestore(preset='tiny').save_pretrained(str(tmp_path / 'r'))
+    RestoreImage(restorer=str(tmp_path / 'r'))  # a save_pretrained folder: trained weights
+    RestoreImage(restorer=dict(preset='tiny'), checkpoint=str(tmp_path / 'r'))  # a checkpoint: trained weights
+    assert 'allow_random_weights=True' in repr(RestoreImage(allow_random_weights=True))

@@ -19,6 +19,9 @@ Outside any pipeline (a torchvision or ONNX model downstream)::
 The restorer is built on first use, once per process (so once per dataloader worker), and shared by every
 ``RestoreImage`` of that process with the same restorer, checkpoint and device.  Pickling the transform (to
 start spawned workers) leaves the model behind.
+
+A restorer with no trained weights (a config dict without ``checkpoint``) only degrades images and is refused
+when the transform is built; ``allow_random_weights=True`` runs it anyway (timing, tests).
 """
 import copy
 import json
@@ -111,6 +114,9 @@ class RestoreImage:
         channel_order: ``'bgr'`` (mmcv's loading) or ``'rgb'``.
         keys: image keys to restore.
         lazy: build the restorer on the first image (default) rather than in ``__init__``.
+        allow_random_weights: run a restorer without trained weights (a config dict and no ``checkpoint``: random
+            CFRM/Controller/TFAs, which only degrade images), e.g. for timing.  Without it such a transform is
+            refused at construction with :class:`~unirestore_mm.models.weights_guard.RandomWeightsError`.
 
     Images keep their shape, dtype and range: ``uint8`` (0-255), ``uint16`` (0-65535), floats in 0-255 (mmcv's
     ``to_float32``).  Gray images are restored as RGB and turned back to gray; an alpha channel is kept.
@@ -120,7 +126,7 @@ class RestoreImage:
     def __init__(self, restorer: Union[dict, str] = dict(preset='tiny'), checkpoint: Optional[str] = None,
                  task: str = 'ir', num_steps: int = 1, device: str = 'cpu', min_size: Union[int, None, str] = 'default',
                  seed: Optional[int] = 0, channel_order: str = 'bgr', keys: Sequence[str] = ('img', ),
-                 lazy: bool = True):
+                 lazy: bool = True, allow_random_weights: bool = False):
         if not isinstance(restorer, (dict, str)):
             raise TypeError('restorer must be a config dict or a save_pretrained folder, got '
                             f'{type(restorer).__name__}')
@@ -128,6 +134,9 @@ class RestoreImage:
             raise ValueError(f"channel_order must be 'bgr' or 'rgb', got {channel_order!r}")
         if not isinstance(num_steps, int) or not 1 <= num_steps <= 4:
             raise ValueError(f'num_steps must be an int in 1..4, got {num_steps!r}')
+        from unirestore_mm.models.weights_guard import require_trained_weights
+        require_trained_weights(restorer, checkpoint, allow_random_weights, where='RestoreImage')
+        self.allow_random_weights = bool(allow_random_weights)
         self.restorer = copy.deepcopy(restorer)
         self.checkpoint, self.task, self.num_steps = checkpoint, task, num_steps
         self.device, self.min_size, self.seed = str(device), min_size, seed
@@ -181,4 +190,4 @@ class RestoreImage:
         return (f'{type(self).__name__}(restorer={self.restorer!r}, checkpoint={self.checkpoint!r}, '
                 f'task={self.task!r}, num_steps={self.num_steps}, device={self.device!r}, '
                 f'min_size={self.min_size!r}, seed={self.seed}, channel_order={self.channel_order!r}, '
-                f'keys={self.keys})')
+                f'keys={self.keys}, allow_random_weights={self.allow_random_weights})')
