@@ -1,15 +1,19 @@
-"""UniRestoreInferencer: every input kind restores like UniRestore.restore with the per-image seed
-``seed + index``; batching does not change the result; out_dir holds restored images and ``input | restored``
-pictures; restorers without trained weights are refused."""
+"""UniRestoreInferencer and tools/restore.py on top of it: every input kind restores like UniRestore.restore with
+the per-image seed ``seed + index``; batching does not change the result; out_dir holds restored images and
+``input | restored`` pictures; restorers without trained weights are refused; a folder run survives a corrupt
+file, continues with --skip-existing and reports usage errors in one line."""
+import importlib.util
 import os
 import os.path as osp
+import subprocess
+import sys
 
 import cv2
 import numpy as np
 import pytest
 import torch
 
-from integration_utils import write_images
+from integration_utils import REPO, subprocess_env, write_images
 from unirestore_mm.apis import UniRestoreInferencer
 from unirestore_mm.datasets.transforms.transforms import CorruptImageError
 from unirestore_mm.models import UniRestore
@@ -190,3 +194,84 @@ def test_refuses_a_restorer_without_trained_weights(restorer_dir):
         UniRestoreInferencer(restorer_dir, task='det', device='cpu')
     with pytest.raises(FileNotFoundError, match='neither'):
         UniRestoreInferencer(osp.dirname(restorer_dir), device='cpu')
+
+
+# ---------------------------------------------------------------------------------------------------------
+# tools/restore.py
+# ---------------------------------------------------------------------------------------------------------
+def load_tool():
+    spec = importlib.util.spec_from_file_location('restore_tool', osp.join(REPO, 'tools', 'restore.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_tool(*args, timeout=300):
+    return subprocess.run([sys.executable, 'tools/restore.py', *args], cwd=REPO, env=subprocess_env(),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_tool_folder_with_a_corrupt_file(tmp_path, restorer_dir):
+    write_images(str(tmp_path / 'in' / 'sub'), n=3, size=(20, 36))
+    (tmp_path / 'in' / 'sub' / '001.png').write_bytes(b'\x89PNG truncated')  # corrupt, in the middle
+    (tmp_path / 'in' / 'unreadable.jpg').write_bytes(b'')  # empty
+    proc = run_tool(str(tmp_path / 'in'), '--out', str(tmp_path / 'out'), '--restorer', restorer_dir,
+                    '--batch-size', '2', '--suffix', '_r')
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert 'restored 2 image(s)' in proc.stdout
+    for i in (0, 2):
+        assert cv2.imread(str(tmp_path / 'out' / 'sub' / f'00{i}_r.png')).shape == (20, 36, 3)
+    assert not (tmp_path / 'out' / 'sub' / '001_r.png').exists()
+    assert 'Traceback' not in proc.stderr
+    summary = proc.stderr[proc.stderr.index('2 input(s) failed'):]
+    assert 'sub/001.png: cannot decode' in summary and 'unreadable.jpg' in summary
+
+
+def test_tool_skip_existing_continues_with_the_same_seeds(tmp_path, restorer_dir, capsys):
+    tool = load_tool()
+    write_images(str(tmp_path / 'in'), n=3, size=(16, 16))
+    args = [str(tmp_path / 'in'), '--out', str(tmp_path / 'out'), '--restorer', restorer_dir, '--seed', '3']
+    assert tool.main(args) == 0
+    out = tmp_path / 'out'
+    first = {f: (out / f).read_bytes() for f in ('000.png', '001.png', '002.png')}
+    (out / '000.png').write_bytes(b'kept')  # an existing output, whatever it holds, is not rewritten
+    mtime = os.stat(out / '000.png').st_mtime_ns
+    (out / '002.png').unlink()  # "interrupted" before the last image
+    assert tool.main(args + ['--skip-existing', '--batch-size', '3']) == 0
+    assert (out / '000.png').read_bytes() == b'kept' and os.stat(out / '000.png').st_mtime_ns == mtime
+    assert (out / '002.png').read_bytes() == first['002.png']  # image 2 still sampled with seed 3 + 2
+    assert 'restored 1 image(s)' in capsys.readouterr().out
+
+
+def test_tool_refuses_random_weights_unless_asked(tmp_path, capsys):
+    tool = load_tool()
+    write_images(str(tmp_path / 'in'), n=1, size=(16, 16))
+    args = [str(tmp_path / 'in'), '--out', str(tmp_path / 'out')]
+    assert tool.main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count('\n') == 0 and err.startswith('restore.py: error: ')
+    assert 'only degrades images' in err and '--checkpoint' in err and '--random-weights' in err
+    assert not (tmp_path / 'out').exists()
+    assert tool.main(args + ['--random-weights']) == 0
+    assert (tmp_path / 'out' / '000.png').is_file()
+
+
+@pytest.mark.parametrize('extra,expected', [(['--steps', '9'], '--steps'), (['--batch-size', '0'], '--batch-size'),
+                                            (['--min-size', 'big'], '--min-size'), (['--task', 'det'], "'det'"),
+                                            (['--device', 'bogus'], 'bogus')])
+def test_tool_usage_errors_in_one_line(tmp_path, restorer_dir, capsys, extra, expected):
+    tool = load_tool()
+    write_images(str(tmp_path / 'in'), n=1, size=(16, 16))
+    assert tool.main([str(tmp_path / 'in'), '--out', str(tmp_path / 'out'), '--restorer', restorer_dir] + extra) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count('\n') == 0 and err.startswith('restore.py: error: ') and expected in err, err
+
+
+def test_tool_bad_checkpoint_is_one_line_without_traceback(tmp_path):
+    write_images(str(tmp_path / 'in'), n=1, size=(16, 16))
+    (tmp_path / 'bad.pth').write_bytes(b'not a checkpoint')
+    proc = run_tool(str(tmp_path / 'in'), '--out', str(tmp_path / 'out'), '--checkpoint', str(tmp_path / 'bad.pth'))
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith('restore.py: error: ') and 'bad.pth' in lines[0], proc.stderr
+    assert 'Traceback' not in proc.stderr and not (tmp_path / 'out').exists()

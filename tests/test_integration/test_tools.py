@@ -70,21 +70,26 @@ def test_torchrun_two_cpu_processes(tmp_path):
 
 
 def test_restore_tool(tmp_path):
+    from unirestore_mm.models import UniRestore
+    restorer = str(tmp_path / 'restorer')
+    UniRestore(preset='tiny').save_pretrained(restorer)  # weights given by the user: not refused
     write_images(str(tmp_path / 'in' / 'sub'), n=2, size=(20, 36))
     write_images(str(tmp_path / 'single'), n=1, size=(16, 16))
     out = run([sys.executable, 'tools/restore.py', str(tmp_path / 'in'), str(tmp_path / 'single' / '000.png'),
-               '--out', str(tmp_path / 'out'), '--task', 'seg', '--steps', '2', '--suffix', '_r'])
+               '--out', str(tmp_path / 'out'), '--task', 'seg', '--steps', '2', '--suffix', '_r',
+               '--restorer', restorer, '--batch-size', '2'])
     assert 'restored 3 image(s)' in out
     img = cv2.imread(str(tmp_path / 'out' / 'sub' / '001_r.png'))
     assert img.shape == (20, 36, 3)
     assert (tmp_path / 'out' / '000_r.png').is_file()
-    bad = subprocess.run([sys.executable, 'tools/restore.py', str(tmp_path / 'missing'), '--out', str(tmp_path / 'o2')],
-                         cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=120)
-    assert bad.returncode != 0 and 'no such file or folder' in bad.stderr
+    bad = subprocess.run([sys.executable, 'tools/restore.py', str(tmp_path / 'missing'), '--out', str(tmp_path / 'o2'),
+                          '--restorer', restorer], cwd=REPO, env=subprocess_env(), capture_output=True, text=True,
+                         timeout=120)
+    assert bad.returncode == 2 and 'no such file or folder' in bad.stderr
     clash = subprocess.run([sys.executable, 'tools/restore.py', str(tmp_path / 'in' / 'sub'), str(tmp_path / 'single'),
-                            '--out', str(tmp_path / 'o3')], cwd=REPO, env=subprocess_env(), capture_output=True,
-                           text=True, timeout=120)
-    assert clash.returncode != 0 and 'would both be written' in clash.stderr
+                            '--out', str(tmp_path / 'o3'), '--restorer', restorer], cwd=REPO, env=subprocess_env(),
+                           capture_output=True, text=True, timeout=120)
+    assert clash.returncode == 2 and 'would both be written' in clash.stderr
 
 
 def _embedded_set_available():
