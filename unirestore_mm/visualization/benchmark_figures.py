@@ -31,9 +31,9 @@ def benchmark_bars(cells: Sequence[dict], rows: Sequence[str], metrics: Sequence
     synth = _synthetic(cells)
     corruptions = list(dict.fromkeys(c['corruption'] for c in synth)) or ['as-given']
     metrics = [m for m in metrics if any(c.get(m) is not None for c in cells)]
-    fig, axes = plt.subplots(len(metrics), 1, figsize=(max(6.0, 0.9 * len(corruptions) * max(1, len(rows)) / 2 + 2),
-                                                       2.6 * len(metrics)), squeeze=False)
     bar_rows = [r for r in rows if any(c['row'] == r and c['condition'] != 'clean/0' for c in cells)]
+    width_in = min(20.0, max(6.0, 0.2 * len(corruptions) * max(1, len(bar_rows)) + 2.0))
+    fig, axes = plt.subplots(len(metrics), 1, figsize=(width_in, 2.4 * len(metrics) + 0.6), squeeze=False)
     width = 0.8 / max(1, len(bar_rows))
     for ax, m in zip(axes[:, 0], metrics):
         x = np.arange(len(corruptions))
@@ -51,7 +51,7 @@ def benchmark_bars(cells: Sequence[dict], rows: Sequence[str], metrics: Sequence
         ax.set_xticklabels(corruptions, rotation=30, ha='right', fontsize=8)
         ax.set_ylabel(m, fontsize=8)
         ax.grid(axis='y', alpha=0.3)
-    axes[0, 0].legend(fontsize=7, ncol=min(4, len(bar_rows) + 1), loc='lower left')
+    axes[0, 0].legend(fontsize=7, ncol=len(bar_rows) + 1, loc='lower left', bbox_to_anchor=(0, 1.02))
     return _save_figure(fig, path)
 
 
