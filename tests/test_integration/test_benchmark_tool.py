@@ -147,6 +147,12 @@ def test_resume_computes_no_finished_cell(setup, first_run, monkeypatch):
     assert {(c['row'], c['condition']) for c in cells[-3:]} == {(c['row'], c['condition']) for c in lost}
     assert _table(work)['table'] == before['table']  # the recomputed cells are the same numbers
 
+    # results of other settings are refused, not mixed in
+    with pytest.raises(SystemExit) as exit_info:
+        tool.main(_argv(setup, work, extra=['--no-figures', '--seed', '1']))
+    assert exit_info.value.code == 2
+    assert len(_cells(work)) == len(lines)
+
 
 def test_two_gloo_processes_give_the_same_table(setup, first_run, tmp_path):
     """torchrun with 2 CPU processes (gloo): 5 images split 3 + 2 (MMEngine's sampler pads, the evaluators drop

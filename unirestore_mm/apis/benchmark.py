@@ -390,7 +390,7 @@ def _as_list(batch):
 
 def _to_rgb01(t: torch.Tensor) -> torch.Tensor:
     """A packed ``C x H x W`` image as loaded (BGR, uint8/uint16/0-255 float) -> RGB float in [0, 1]."""
-    peak = 65535.0 if t.dtype == torch.int32 or t.dtype == torch.uint16 else 255.0
+    peak = 65535.0 if t.dtype == torch.uint16 else 255.0  # uint8, or mmcv's float images in 0-255
     x = t.float() / peak
     if x.shape[0] == 1:
         x = x.expand(3, -1, -1)
@@ -478,15 +478,21 @@ def run_benchmark(data: BenchmarkData, restorers: Dict[str, Any], row_specs: Seq
     rank, world = _rank_world()
     cells_path = osp.join(work_dir, 'cells.jsonl')
     label_source = {m.name: resolve_label_source(labels, m, data) for m in models}
-    done_keys = None
+    state = None
     if rank == 0:
-        os.makedirs(work_dir, exist_ok=True)
-        check_settings(work_dir, settings)
-        valid = {r.name: r.fingerprint for r in row_specs}
-        kept = [c for c in load_cells(cells_path) if valid.get(c['row']) == c.get('fingerprint')]
-        _atomic_text(cells_path, ''.join(json.dumps(c) + '\n' for c in kept))  # drops a cut last line, stale rows
-        done_keys = sorted({(c['row'], c['condition']) for c in kept})
-    done = {tuple(k) for k in _broadcast(done_keys)}
+        try:
+            os.makedirs(work_dir, exist_ok=True)
+            check_settings(work_dir, settings)
+            valid = {r.name: r.fingerprint for r in row_specs}
+            kept = [c for c in load_cells(cells_path) if valid.get(c['row']) == c.get('fingerprint')]
+            _atomic_text(cells_path, ''.join(json.dumps(c) + '\n' for c in kept))  # drops a cut line, stale rows
+            state = dict(done=sorted({(c['row'], c['condition']) for c in kept}))
+        except (BenchmarkError, OSError) as err:  # every process stops, not only the one that saw it
+            state = dict(error=str(err))
+    state = _broadcast(state)
+    if 'error' in state:
+        raise BenchmarkError(state['error'])
+    done = {tuple(k) for k in state['done']}
 
     passes = []
     clean_rows = [r for r in row_specs if r.source == 'clean']
