@@ -21,10 +21,12 @@ model = dict(
     new_tasks=[new_prompt],
     trainable=['prompts'],
     trainable_prompts=[new_prompt],
-    recognizers=dict(vit=dict(config=vit_config, checkpoint=vit_checkpoint, frozen=True)),
+    # the ViT-B/16 of this config was trained at 384x384: it sees the restored image at that size (the 384 crop, so
+    # the resize is a no-op here; the release resizes to 224 for its 224-px torchvision classifiers)
+    recognizers=dict(vit=dict(config=vit_config, checkpoint=vit_checkpoint, frozen=True, input_size=384)),
     tasks={new_prompt: dict(type='cls', recognizer='vit', weight=0.1, ir_weight=1.0)},
     task=new_prompt, num_steps=1, seed=0,
-    latent='authors',  # as the release trains (see the stage-2 recipe)
+    latent='sample',  # as the stage-2 recipe ('authors': the release's training latent)
     data_preprocessor=dict(type='unirestore_mm.PairedDataPreprocessor', bgr_to_rgb=True))
 
 train_dataloader = dict(

@@ -93,3 +93,29 @@ def test_controller_zero_init_and_time_awareness():
         b = c(z, torch.tensor([249]))
     assert set(a) == {(8, 8), (4, 4)}
     assert not torch.allclose(a[(8, 8)], b[(8, 8)])  # the maps depend on the timestep
+
+
+def test_controller_makes_each_level_contiguous_before_its_projection():
+    """As the authors' release: a level that an attention block (or a device kernel) leaves non-contiguous is made
+    contiguous before its last ResNet projection, so the sums run in the same order as theirs."""
+    torch.manual_seed(0)
+    c = Controller(model_channels=32, out_channels=32, norm_num_groups=8)
+    with torch.no_grad():
+        for p in c.parameters():
+            if (p == 0).all():
+                p.normal_(0, 0.05)
+    z, t = torch.randn(2, 4, 16, 16), torch.tensor([999, 500])
+    ref = c(z, t)
+    # make every level's states non-contiguous (channels-last), as the release's layers may leave them
+    handles = [b.register_forward_hook(lambda mod, args, out: (out[0], tuple(
+        s.to(memory_format=torch.channels_last) for s in out[1]))) for b in c.down_blocks]
+    handles.append(c.mid_block.register_forward_hook(lambda mod, args, out: out.to(memory_format=torch.channels_last)))
+    seen = []
+    handles += [o.register_forward_pre_hook(lambda mod, args: seen.append(args[0].is_contiguous()))
+                for o in c.level_outs]
+    out = c(z, t)
+    for h in handles:
+        h.remove()
+    assert seen == [True] * len(c.level_outs)
+    for k in ref:
+        assert torch.equal(out[k], ref[k])

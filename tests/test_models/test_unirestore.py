@@ -186,3 +186,49 @@ def test_load_weights_mismatch_is_clear(model, tmp_path):
 def test_unknown_preset():
     with pytest.raises(ValueError, match=r"known presets: \['sd-turbo', 'tiny'\]"):
         UniRestore(preset='sd-xl')
+
+
+# -- restore geometry: the release's (default) and the antialiased one ---------------------------------------
+@pytest.fixture
+def identity(model, monkeypatch):
+    """The model with its encode/sample/decode replaced by the identity: only the geometry acts."""
+    from types import SimpleNamespace
+    monkeypatch.setattr(model, 'encode', lambda x, generator=None: SimpleNamespace(latent=x, skips=[]))
+    monkeypatch.setattr(model, 'sample', lambda z, num_steps=1, generator=None: z)
+    monkeypatch.setattr(model, 'decode', lambda latent, skips, task: latent)
+    return model
+
+
+def test_release_geometry_is_the_authors_resize_and_clamp(identity):
+    from torch.nn import functional as F
+    x = images(1, 24, 40)
+    up = F.interpolate(x, size=(48, 80), mode='bicubic', align_corners=False)  # no clamp
+    assert up.min() < 0 or up.max() > 1  # the overshoot the release keeps
+    expected = F.interpolate(up, size=(24, 40), mode='bicubic', align_corners=False, antialias=False).clamp(0, 1)
+    torch.testing.assert_close(identity.restore(x, min_size=48, geometry='release'), expected)
+    torch.testing.assert_close(identity.restore(x, min_size=48), expected)  # the default
+    torch.testing.assert_close(identity.restore_tasks(x, ['ir', 'cls'], min_size=48)['cls'], expected)
+    anti = F.interpolate(up.clamp(0, 1), size=(24, 40), mode='bicubic', align_corners=False,
+                         antialias=True).clamp(0, 1)
+    torch.testing.assert_close(identity.restore(x, min_size=48, geometry='antialias'), anti)
+    # why it is the default: the release's round trip keeps the image, antialiasing low-passes it
+    assert (expected - x).abs().mean() * 4 < (anti - x).abs().mean()
+
+
+@pytest.mark.parametrize('size, differ', [((24, 40), True), ((100, 130), True), ((512, 520), False),
+                                          ((600, 512), False)])
+def test_geometries_differ_only_below_min_size(model, size, differ):
+    x = images(1, *size)
+    a = model.restore(x, seed=0, min_size=512, geometry='release')
+    b = model.restore(x, seed=0, min_size=512, geometry='antialias')
+    assert a.shape == b.shape == x.shape
+    assert (not torch.equal(a, b)) == differ
+    if not differ:  # at 512 px and above nothing is resized: the two are the same computation
+        assert torch.equal(a, model.restore(x, seed=0, min_size=None))
+
+
+def test_unknown_geometry_fails_before_compute(model):
+    with pytest.raises(ValueError, match="geometry must be 'release'"):
+        model.restore(images(1, 8, 8), geometry='default')
+    with pytest.raises(ValueError, match='geometry'):
+        model.restore_tasks(images(1, 8, 8), ['ir'], geometry='authors')

@@ -44,6 +44,13 @@ def test_paper_scale_settings(path, iters):
     assert cfg.model.restorer.preset == 'sd-turbo'
     if 'stage2' in path:
         assert dict(cfg.train_dataloader.dataset.weights) == dict(ir=1.0, cls=0.2, seg=10.0)
-        assert cfg.model.trainable == ['tfa', 'prompts']
+        assert cfg.model.trainable == 'paper'  # TFAs + prompts, as the paper describes stage 2
+        # the release's recognizer geometry: ImageNet classifier at 224x224, segmenter logits align_corners=True
+        assert cfg.model.recognizers.cls.input_size == 224
+        assert cfg.model.recognizers.seg.input_size is None and cfg.model.recognizers.seg.align_corners is True
+    if 'stage1' not in path:
+        assert cfg.model.latent == 'sample'  # the package's one default (TaskRestorer and UniRestoreModel)
+    if 'stage3' in path:
+        assert cfg.model.recognizers.vit.input_size == 384  # the ViT-B/16-384's own size
     for rec in (cfg.model.get('recognizers') or {}).values():
         assert get_config(rec.config, pretrained=False).model  # the named library config exists

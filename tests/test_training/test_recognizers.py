@@ -76,3 +76,67 @@ def test_bad_recognizer_inputs_fail_clearly(ckpts, tmp_path):
     with pytest.raises(ValueError, match='allow_pickle=True'):
         build_recognizer(TINY_CLS, checkpoint=str(tmp_path / 'pickled.pth'))
     assert build_recognizer(TINY_CLS, checkpoint=str(tmp_path / 'pickled.pth'), allow_pickle=True).num_classes == 4
+
+
+def _network_inputs(rec):
+    """The shapes the wrapped network is called with (a forward pre-hook on the model)."""
+    seen = []
+    rec.model.register_forward_pre_hook(lambda mod, args: seen.append(tuple(args[0].shape[-2:])))
+    return seen
+
+
+def test_classifier_geometry_keeps_the_crop_by_default_or_resizes_to_input_size(ckpts):
+    x = torch.rand(2, 3, 32, 40)
+    rec = build_recognizer(TINY_CLS, checkpoint=ckpts['cls'])
+    seen = _network_inputs(rec)
+    rec.logits(x)
+    assert rec.input_size is None and seen == [(32, 40)]
+    # the release's ImageNet geometry: resize to 224x224 (bilinear, antialiased), then the normalisation
+    rec224 = build_recognizer(TINY_CLS, checkpoint=ckpts['cls'], input_size=224)
+    seen = _network_inputs(rec224)
+    out = rec224.logits(x)
+    assert rec224.input_size == (224, 224) and seen == [(224, 224)]
+    resized = torch.nn.functional.interpolate(x, size=(224, 224), mode='bilinear', align_corners=False,
+                                              antialias=True)
+    with torch.no_grad():
+        expected = rec.model(rec.normalize(resized), mode='tensor')
+    torch.testing.assert_close(out, expected)
+    assert build_recognizer(TINY_CLS, checkpoint=ckpts['cls'], input_size=(48, 64)).resize(x).shape[-2:] == (48, 64)
+    # the joint recognizer's own loss sees the same geometry
+    from mmpretrain.structures import DataSample
+    joint = build_recognizer(TINY_CLS, checkpoint=ckpts['cls'], frozen=False, input_size=64)
+    feats = []  # loss() does not go through forward(): watch the backbone
+    joint.model.backbone.register_forward_pre_hook(lambda mod, args: feats.append(tuple(args[0].shape[-2:])))
+    joint.loss(x, [DataSample().set_gt_label(0), DataSample().set_gt_label(1)])
+    assert feats == [(64, 64)]
+
+
+def test_segmentor_geometry_and_align_corners(ckpts):
+    x = torch.rand(1, 3, 32, 32)
+    head = build_recognizer(TINY_SEG, checkpoint=ckpts['seg'])
+    assert head.align_corners is False  # the head's own (TINY_SEG: False)
+    with torch.no_grad():
+        raw = head.model(head.normalize(x), mode='tensor')
+    assert raw.shape[-2:] != (32, 32)  # the FCN head predicts at a lower resolution: upsampling matters
+    for align in (True, False):
+        rec = build_recognizer(TINY_SEG, checkpoint=ckpts['seg'], align_corners=align)
+        expected = torch.nn.functional.interpolate(raw, size=(32, 32), mode='bilinear', align_corners=align)
+        torch.testing.assert_close(rec.logits(x), expected)
+    assert not torch.allclose(build_recognizer(TINY_SEG, checkpoint=ckpts['seg'], align_corners=True).logits(x),
+                              head.logits(x))
+    torch.testing.assert_close(head.logits(x), torch.nn.functional.interpolate(
+        raw, size=(32, 32), mode='bilinear', align_corners=False))
+    # resized input: the network sees input_size, the logits come back at the image's size
+    rec = build_recognizer(TINY_SEG, checkpoint=ckpts['seg'], input_size=48, align_corners=True)
+    seen = _network_inputs(rec)
+    assert rec.logits(x).shape == (1, 4, 32, 32) and seen == [(48, 48)]
+
+
+def test_bad_geometry_fails_before_building(ckpts):
+    for bad in (0, -3, (32,), (32, 0), 'big', 22.5, True):
+        with pytest.raises(ValueError, match='input_size'):
+            build_recognizer(TINY_CLS, checkpoint=ckpts['cls'], input_size=bad)
+    with pytest.raises(ValueError, match='align_corners'):
+        build_recognizer(TINY_SEG, checkpoint=ckpts['seg'], align_corners='yes')
+    with pytest.raises(ValueError, match='resize_mode'):
+        build_recognizer(TINY_CLS, checkpoint=ckpts['cls'], input_size=8, resize_mode='lanczos')

@@ -101,4 +101,6 @@ class Controller(nn.Module):
             # the level's feature before its downsampler: the output of its last ResNet (+attention) layer
             levels.append(states[len(block.resnets) - 1])
         levels[-1] = self.mid_block(h, emb)  # the deepest level reports the middle block's output
-        return {tuple(f.shape[-2:]): out(f, emb) for f, out in zip(levels, self.level_outs)}
+        # .contiguous() as in the authors' release: the attention blocks leave some levels non-contiguous, and
+        # the GroupNorm/conv kernels then sum in another order (differences up to ~1e-6 relative)
+        return {tuple(f.shape[-2:]): out(f.contiguous(), emb) for f, out in zip(levels, self.level_outs)}

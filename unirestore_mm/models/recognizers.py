@@ -2,7 +2,10 @@
 
 :func:`build_recognizer` builds any mmpretrain classifier or mmseg segmentor from its config (a file, a
 ``Config`` or the model dict) and loads its checkpoint; :class:`Recognizer` wraps it so that it takes restored
-images (RGB floats in [0, 1]) and applies the recognizer's own normalisation and channel order.  A frozen
+images (RGB floats in [0, 1]) and gives them the recognizer's own input geometry (kept as they are, or resized to
+a configured ``input_size``, e.g. 224 for ImageNet classifiers as the authors' release feeds its ResNet-50) and
+its own normalisation and channel order; a segmentor's logits come back at the input's size, upsampled with the
+head's ``align_corners`` or a configured one (the release uses ``True``).  A frozen
 recognizer has ``requires_grad=False`` everywhere and stays in eval mode even when its parent is put in train
 mode (gradients still flow through it to the restorer).
 
@@ -85,6 +88,16 @@ def load_recognizer_checkpoint(path: str, allow_pickle: bool = False) -> Dict[st
 class Recognizer(nn.Module):
     """A built mmpretrain classifier or mmseg segmentor that takes RGB images in [0, 1].
 
+    Args (besides the built ``model`` and its ``kind``):
+        input_size: ``None`` (default): the recognizer sees the image at the size it comes (the crop); an int or
+            ``(h, w)``: the image is resized to it first (``resize_mode``, ``antialias``), as the authors'
+            release resizes to 224x224 before its ImageNet classifier.  A segmentor's logits still come back at
+            the size of the image given to :meth:`logits`.
+        resize_mode, antialias: how the input is resized (default bilinear with antialiasing, what
+            torchvision's ``transforms.v2.Resize`` does to a tensor, the release's preprocessing).
+        align_corners: how a segmentor's logits are upsampled to the input's size: ``None`` (default) the
+            decode head's own setting (what mmseg does), ``True``/``False`` that (the release: ``True``).
+
     Attributes:
         kind: ``'cls'`` or ``'seg'``.
         num_classes: classes of its head.
@@ -93,8 +106,17 @@ class Recognizer(nn.Module):
     """
 
     def __init__(self, model: nn.Module, kind: str, frozen: bool = True, classes: Optional[Sequence[str]] = None,
-                 ignore_index: int = 255):
+                 ignore_index: int = 255, input_size: Union[int, Sequence[int], None] = None,
+                 resize_mode: str = 'bilinear', antialias: bool = True, align_corners: Optional[bool] = None):
         super().__init__()
+        self.input_size = _check_size(input_size)
+        if resize_mode not in ('bilinear', 'bicubic', 'nearest', 'area'):
+            raise ValueError(f"recognizer resize_mode must be 'bilinear', 'bicubic', 'nearest' or 'area'; "
+                             f'got {resize_mode!r}')
+        if align_corners is not None and not isinstance(align_corners, bool):
+            raise ValueError(f'recognizer align_corners must be None (the head\'s own), True or False; '
+                             f'got {align_corners!r}')
+        self.resize_mode, self.antialias = resize_mode, bool(antialias)
         self.model = model
         self.kind = kind
         self.frozen = frozen
@@ -116,6 +138,8 @@ class Recognizer(nn.Module):
         # set; restored images are RGB already, so flip them only for a recognizer that does *not* convert.
         flips = any(bool(getattr(pre, attr, False)) for attr in ('to_rgb', 'channel_conversion', '_channel_conversion'))
         self.expects_bgr = not flips
+        head_align = getattr(getattr(model, 'decode_head', None), 'align_corners', False)
+        self.align_corners = bool(head_align) if align_corners is None else align_corners
         if frozen:
             self.requires_grad_(False)
             self.eval()
@@ -129,22 +153,51 @@ class Recognizer(nn.Module):
             x = x.flip(1)
         return (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
 
+    def resize(self, rgb01: torch.Tensor) -> torch.Tensor:
+        """The image at the recognizer's :attr:`input_size` (unchanged when that is ``None`` or already so)."""
+        if self.input_size is None or tuple(rgb01.shape[-2:]) == self.input_size:
+            return rgb01
+        kwargs = dict(align_corners=False) if self.resize_mode in ('bilinear', 'bicubic') else {}
+        if self.resize_mode in ('bilinear', 'bicubic'):
+            kwargs['antialias'] = self.antialias
+        return F.interpolate(rgb01, size=self.input_size, mode=self.resize_mode, **kwargs)
+
+    def prepare(self, rgb01: torch.Tensor) -> torch.Tensor:
+        """RGB in [0, 1] -> what the recognizer's network reads: resized (:meth:`resize`) and normalised."""
+        return self.normalize(self.resize(rgb01))
+
     def logits(self, rgb01: torch.Tensor) -> torch.Tensor:
         """Class logits ``(B, K)`` or per-pixel logits ``(B, K, H, W)`` at the input's size."""
-        out = self.model(self.normalize(rgb01), mode='tensor')
+        out = self.model(self.prepare(rgb01), mode='tensor')
         if isinstance(out, (list, tuple)):
             out = out[-1]
         if self.kind == 'seg' and out.shape[-2:] != rgb01.shape[-2:]:
-            align = bool(getattr(getattr(self.model, 'decode_head', None), 'align_corners', False))
-            out = F.interpolate(out, size=rgb01.shape[-2:], mode='bilinear', align_corners=align)
+            out = F.interpolate(out, size=rgb01.shape[-2:], mode='bilinear', align_corners=self.align_corners)
         return out
 
     def loss(self, rgb01: torch.Tensor, data_samples) -> Dict[str, torch.Tensor]:
-        """The recognizer's own configured losses (e.g. for joint training with auxiliary heads)."""
-        return self.model.loss(self.normalize(rgb01), data_samples)
+        """The recognizer's own configured losses (e.g. for joint training with auxiliary heads), on the image
+        in the recognizer's geometry (a segmentor's own loss resizes its logits to the masks)."""
+        return self.model.loss(self.prepare(rgb01), data_samples)
 
     def extra_repr(self) -> str:
-        return f'kind={self.kind!r}, num_classes={self.num_classes}, frozen={self.frozen}'
+        return (f'kind={self.kind!r}, num_classes={self.num_classes}, frozen={self.frozen}, '
+                f'input_size={self.input_size}, align_corners={self.align_corners}')
+
+
+def _check_size(size) -> Optional[tuple]:
+    if size is None:
+        return None
+    if isinstance(size, int) and not isinstance(size, bool):
+        size = (size, size)
+    try:
+        size = tuple(size)
+    except TypeError:
+        size = ()
+    if len(size) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size):
+        raise ValueError(f'recognizer input_size must be None (keep the image size), a positive int or (h, w); '
+                         f'got {size!r}')
+    return size
 
 
 def _kind_of(model: nn.Module) -> str:
@@ -158,7 +211,9 @@ def _kind_of(model: nn.Module) -> str:
 
 def build_recognizer(config: Union[str, dict, Any], checkpoint: Optional[str] = None, frozen: bool = True,
                      require_checkpoint: Optional[bool] = None, allow_pickle: bool = False,
-                     strict: bool = True, ignore_index: int = 255, cfg_options: Optional[dict] = None) -> Recognizer:
+                     strict: bool = True, ignore_index: int = 255, cfg_options: Optional[dict] = None,
+                     input_size: Union[int, Sequence[int], None] = None, resize_mode: str = 'bilinear',
+                     antialias: bool = True, align_corners: Optional[bool] = None) -> Recognizer:
     """Build an mmpretrain or mmseg recognizer from ``config`` and load ``checkpoint``.
 
     Args:
@@ -170,7 +225,10 @@ def build_recognizer(config: Union[str, dict, Any], checkpoint: Optional[str] = 
         allow_pickle: unpickle checkpoints that ``weights_only`` refuses (only files you trust).
         strict: the checkpoint must fit the model exactly.
         cfg_options: overrides merged into the config first, e.g. ``{'model.head.num_classes': 10}``.
+        input_size, resize_mode, antialias, align_corners: the recognizer's input geometry (see
+            :class:`Recognizer`).
     """
+    _check_size(input_size)  # a bad geometry fails before the model is built
     if require_checkpoint is None:
         require_checkpoint = frozen
     if require_checkpoint and not checkpoint:
@@ -202,4 +260,5 @@ def build_recognizer(config: Union[str, dict, Any], checkpoint: Optional[str] = 
                              f'{len(result.unexpected_keys)} unexpected keys {result.unexpected_keys[:5]}')
         meta = ckpt['meta'] if isinstance(ckpt['meta'], dict) else {}
         classes = (meta.get('dataset_meta') or {}).get('classes')
-    return Recognizer(model, kind, frozen=frozen, classes=classes, ignore_index=ignore_index)
+    return Recognizer(model, kind, frozen=frozen, classes=classes, ignore_index=ignore_index, input_size=input_size,
+                      resize_mode=resize_mode, antialias=antialias, align_corners=align_corners)

@@ -26,11 +26,30 @@ from torch.nn import functional as F
 
 from ..registry import MODELS
 from .checkpoint_io import load_checkpoint_state, load_restorer_state, mmengine_safe_globals  # noqa: F401
-from .losses import ir_loss, stage1_loss
+from .autoencoder import encode_with_cfrm
+from .losses import STAGE1_TIMESTEPS, ir_loss, predicted_x0, stage1_loss
 from .unirestore import CONFIG_NAME, PARTS, WEIGHTS_NAME, UniRestore
 
 RestorerSpec = Union[dict, str, UniRestore]
 STAGE_TRAINABLE = {1: ('cfrm', 'controller', 'skip_adapters'), 2: ('tfa', 'prompts')}
+# Named stage-2 trainable sets: 'paper' as the paper (and the release's comments and yaml header) describe it, the
+# TFAs and the prompts; 'release' as the release's stage-2 engine actually does, the prompts only (its TFAs stay
+# frozen at their initialisation, since its stage-2 yaml loads no TFA weights).
+TRAINABLE_SETS = {'paper': ('tfa', 'prompts'), 'release': ('prompts',)}
+# The latent the stage-2 decoders learn on (see UniRestoreModel):
+LATENT_POLICIES = ('sample', 'authors')
+DEFAULT_LATENT = 'sample'
+
+
+def resolve_trainable(trainable: Union[str, Sequence[str]]) -> Tuple[str, ...]:
+    """A named set of :data:`TRAINABLE_SETS` or a list of restorer parts -> the parts."""
+    if isinstance(trainable, str):
+        if trainable not in TRAINABLE_SETS:
+            raise ValueError(f"trainable={trainable!r}: give a named set ('paper': TFAs and prompts, as the paper "
+                             f"describes; 'release': the prompts only, as the release's stage-2 code does) or a "
+                             f"list of parts from {list(PARTS)}")
+        return TRAINABLE_SETS[trainable]
+    return tuple(trainable)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -168,9 +187,15 @@ class UniRestoreModel(BaseModel):
         checkpoint: restorer weights to start from (folder, ``.safetensors`` or a checkpoint of this model).
         stage: ``1`` (CFRM, Controller, skip adapters; :func:`~unirestore_mm.models.losses.stage1_loss`) or
             ``2`` (TFAs and the ``task`` prompt; ``ir_weight * L1`` of the restored image).
-        trainable: the restorer parts that learn (default: the stage's, see :data:`STAGE_TRAINABLE`).
+        trainable: the restorer parts that learn (default: the stage's, see :data:`STAGE_TRAINABLE`), or a named
+            stage-2 set (:data:`TRAINABLE_SETS`): ``'paper'`` (TFAs + prompts) or ``'release'`` (prompts only).
         task: the prompt used to restore (and trained in stage 2).
         num_steps: DDIM steps of ``predict``/``tensor`` and of the stage-2 loss.
+        latent: the latent the stage-2 decoder learns on: ``'sample'`` (default, :data:`DEFAULT_LATENT`) the
+            deployed path, the DDIM sample from ``add_noise(z0, noise, 999)`` of the degraded image's latent (train
+            as you test; it also scored higher in a 200-iteration comparison on the demo, see the README);
+            ``'authors'`` as in the authors' release, ``pred_z0`` of the *clean* image's latent noised at a ``t``
+            drawn from {249, 499, 749, 999, 999, 999}, the Controller conditioned on the degraded latent.
         ir_weight: weight of the stage-2 L1 loss (10 in the paper).
         seed: seed of the noise in ``predict`` (repeatable evaluation); ``None`` for fresh noise.
         data_preprocessor: defaults to :class:`PairedDataPreprocessor` padding to the restorer's divisor.
@@ -182,7 +207,14 @@ class UniRestoreModel(BaseModel):
     def __init__(self, restorer: RestorerSpec = dict(type='unirestore_mm.UniRestore', preset='tiny'),
                  checkpoint: Optional[str] = None, stage: int = 1, trainable: Optional[Sequence[str]] = None,
                  task: str = 'ir', num_steps: int = 1, ir_weight: float = 10.0, seed: Optional[int] = 0,
-                 data_preprocessor: Optional[dict] = None, init_cfg: Optional[dict] = None):
+                 latent: str = DEFAULT_LATENT, data_preprocessor: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None):
+        if latent not in LATENT_POLICIES:
+            raise ValueError(f"latent must be 'sample' (the deployed path) or 'authors' (the release's training "
+                             f"path); got {latent!r}")
+        named = isinstance(trainable, str)
+        if trainable is not None:
+            trainable = resolve_trainable(trainable)
         if data_preprocessor is None:
             data_preprocessor = dict(type='unirestore_mm.PairedDataPreprocessor')
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
@@ -194,8 +226,9 @@ class UniRestoreModel(BaseModel):
             raise ValueError(f'num_steps must be an int in 1..4, got {num_steps!r}')
         self.stage, self.task, self.num_steps = stage, task, num_steps
         self.ir_weight, self.seed = float(ir_weight), seed
+        self.latent_mode = latent
         parts = tuple(trainable) if trainable is not None else STAGE_TRAINABLE[stage]
-        self.restorer.set_trainable(parts, prompts=[task] if stage == 2 and trainable is None else None)
+        self.restorer.set_trainable(parts, prompts=[task] if stage == 2 and (trainable is None or named) else None)
         self.trainable_parts = parts
         if getattr(self.data_preprocessor, 'pad_size_divisor', 0) is None:
             self.data_preprocessor.pad_size_divisor = self.restorer.size_divisor
@@ -225,8 +258,24 @@ class UniRestoreModel(BaseModel):
         """Losses of one padded batch (degraded ``inputs`` and clean ``gt`` in [0, 1]); extend in subclasses."""
         if self.stage == 1:
             return stage1_loss(self.restorer, inputs, gt)
-        out = self.restorer(inputs, task=self.task, num_steps=self.num_steps)
-        return {f'loss_{self.task}': ir_loss(out.image, gt, weight=self.ir_weight)}
+        enc = self.restorer.encode(inputs)
+        pred = self.restorer.decode(self.training_latent(enc.latent, gt), enc.skips, self.task)
+        return {f'loss_{self.task}': ir_loss(pred, gt, weight=self.ir_weight)}
+
+    def training_latent(self, z0: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+        """The latent the stage-2 decoder learns on, by :attr:`latent_mode` (``z0``: the degraded image's latent,
+        ``gt``: the clean image in [0, 1])."""
+        r = self.restorer
+        if self.latent_mode == 'sample':
+            return r.sample(z0, num_steps=self.num_steps)
+        # the authors' stage-2 path: pred_z0 of the clean latent noised at a stage-1 timestep
+        with torch.no_grad():
+            h0 = encode_with_cfrm(r.prior.vae, None, gt * 2 - 1).latent
+        t = torch.as_tensor(STAGE1_TIMESTEPS, device=z0.device)[
+            torch.randint(len(STAGE1_TIMESTEPS), (z0.shape[0],), device=z0.device)]
+        noise = torch.randn_like(h0)
+        z_t = r.prior.ddpm.add_noise(h0, noise, t)
+        return predicted_x0(r, z_t, r.predict_noise(z_t, t, z0), t)
 
     # -- BaseModel --------------------------------------------------------------------------------------------
     def forward(self, inputs: torch.Tensor, data_samples: Optional[List[BaseDataElement]] = None,
@@ -255,6 +304,7 @@ class UniRestoreModel(BaseModel):
         return list(data_samples)
 
 
-__all__ = ['PARTS', 'PairedDataPreprocessor', 'UniRestoreModel', 'build_restorer', 'load_checkpoint_state',
+__all__ = ['DEFAULT_LATENT', 'LATENT_POLICIES', 'PARTS', 'PairedDataPreprocessor', 'TRAINABLE_SETS', 'UniRestoreModel',
+           'build_restorer', 'load_checkpoint_state', 'resolve_trainable',
            'mmengine_safe_globals',
            'load_restorer_weights', 'pad_batch']

@@ -22,17 +22,19 @@ Example (stage 2 on the paper's three tasks)::
         type='unirestore_mm.TaskRestorer',
         restorer=dict(preset='sd-turbo', prior=dict(pretrained='checkpoints/sd-turbo')),
         checkpoint='work_dirs/stage1/unirestore.safetensors',
-        trainable=['tfa', 'prompts'],
+        trainable='paper',  # or 'release' (prompts only), or a list of parts
         recognizers=dict(
-            r50=dict(config='mmpretrain::resnet/resnet50_8xb32_in1k.py', checkpoint='checkpoints/r50.pth'),
-            dlv3p=dict(config='mmseg::deeplabv3plus/...cityscapes-512x1024.py', checkpoint='checkpoints/dlv3p.pth')),
+            r50=dict(config='mmpretrain::resnet/resnet50_8xb32_in1k.py', checkpoint='checkpoints/r50.pth',
+                     input_size=224),  # the geometry the release feeds its ImageNet classifier
+            dlv3p=dict(config='mmseg::deeplabv3plus/...cityscapes-512x1024.py', checkpoint='checkpoints/dlv3p.pth',
+                       align_corners=True)),  # the release upsamples its segmenter's logits so
         tasks=dict(ir=dict(type='ir'), cls=dict(type='cls', recognizer='r50'),
                    seg=dict(type='seg', recognizer='dlv3p')))
 
 Stage 3 (a new prompt only): ``new_tasks=['det']``, ``trainable=['prompts']``, ``trainable_prompts=['det']``.
 """
 import os.path as osp
-from typing import Dict, List, Mapping, Optional, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence, Union
 
 import torch
 from mmengine.structures import BaseDataElement
@@ -40,10 +42,11 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..registry import MODELS
-from .autoencoder import encode_with_cfrm, needs_grad
-from .losses import STAGE1_TIMESTEPS, ir_loss, predicted_x0
+from .autoencoder import needs_grad
+from .losses import ir_loss
 from .recognizers import Recognizer, build_recognizer
-from .restorer_model import RestorerSpec, UniRestoreModel, load_checkpoint_state, load_restorer_weights, pad_batch
+from .restorer_model import (DEFAULT_LATENT, RestorerSpec, UniRestoreModel, load_checkpoint_state,
+                             load_restorer_weights, pad_batch, resolve_trainable)
 from .unirestore import WEIGHTS_NAME
 
 TASK_TYPES = ('ir', 'cls', 'seg')
@@ -86,29 +89,28 @@ class TaskRestorer(UniRestoreModel):
         restorer, checkpoint: as :class:`UniRestoreModel` (``checkpoint``: the stage-1 or stage-2 weights).
         tasks: ``{task: dict(type='ir'|'cls'|'seg', weight=..., recognizer=..., ir_weight=..., prompt=...,
             loss='ce'|'recognizer', ignore_index=255)}``; ``prompt`` defaults to the task name.
-        recognizers: ``{name: dict(config=..., checkpoint=..., frozen=True, allow_pickle=False)}`` or built
-            :class:`Recognizer` modules.
-        trainable: restorer parts that learn (stage 2: ``('tfa', 'prompts')``).
+        recognizers: ``{name: dict(config=..., checkpoint=..., frozen=True, allow_pickle=False, input_size=None,
+            align_corners=None)}`` (``input_size``/``align_corners``: the recognizer's input geometry, see
+            :class:`Recognizer`) or built :class:`Recognizer` modules.
+        trainable: restorer parts that learn, or a named stage-2 set: ``'paper'`` (default; the TFAs and the
+            prompts, as the paper describes stage 2) or ``'release'`` (the prompts only, as the release's stage-2
+            code does: it freezes its TFAs); see :data:`~.restorer_model.TRAINABLE_SETS`.
         trainable_prompts: only these prompts learn (stage 3: the new one); ``None``: all.
         new_tasks: prompts to add before training (``{name: init_from}`` or names; zeros by default).
         task: the prompt ``predict``/``tensor`` restore with (evaluation).
-        latent: the latent the TFAs decode in training: ``'sample'`` (default) the deployed path, a DDIM sample
-            from ``add_noise(z0, noise, 999)`` of the degraded image's latent; ``'authors'`` as in the authors'
-            release, ``pred_z0`` of the clean image's latent noised at a ``t`` drawn from {249, 499, 749, 999, 999,
-            999}, the Controller conditioned on the degraded latent.
+        latent: the latent the TFAs decode in training, as :class:`UniRestoreModel` (same default,
+            ``'sample'``: the deployed path; ``'authors'``: the release's ``pred_z0`` of the noised clean latent).
         num_steps, seed, data_preprocessor: as :class:`UniRestoreModel`.
     """
 
     def __init__(self, restorer: RestorerSpec = dict(type='unirestore_mm.UniRestore', preset='tiny'),
                  checkpoint: Optional[str] = None, tasks: Optional[Mapping[str, Mapping]] = None,
                  recognizers: Optional[Mapping[str, object]] = None,
-                 trainable: Sequence[str] = ('tfa', 'prompts'), trainable_prompts: Optional[Sequence[str]] = None,
+                 trainable: Union[str, Sequence[str]] = 'paper', trainable_prompts: Optional[Sequence[str]] = None,
                  new_tasks=(), task: str = 'ir', num_steps: int = 1, seed: Optional[int] = 0,
-                 latent: str = 'sample', data_preprocessor: Optional[dict] = None, init_cfg: Optional[dict] = None):
-        if latent not in ('sample', 'authors'):
-            raise ValueError(f"latent must be 'sample' (the deployed path) or 'authors' (the release's training "
-                             f"path); got {latent!r}")
-        self.latent_mode = latent
+                 latent: str = DEFAULT_LATENT, data_preprocessor: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None):
+        trainable = resolve_trainable(trainable)
         if not tasks:
             raise ValueError("TaskRestorer needs tasks=dict(...), e.g. dict(ir=dict(type='ir'), cls=dict(type='cls', "
                              "recognizer='cls'))")
@@ -117,7 +119,7 @@ class TaskRestorer(UniRestoreModel):
         new_names = list(new_tasks)
         super().__init__(restorer=restorer, checkpoint=None, stage=2, trainable=tuple(trainable),
                          task='ir' if task in new_names else task, num_steps=num_steps, seed=seed,
-                         data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+                         latent=latent, data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         # -- new prompts (stage 3): those the checkpoint already has (a resumed or chained stage 3) are added
         # before loading it, the others after, as zeros or copies --
         items = new_tasks.items() if isinstance(new_tasks, Mapping) else [(n, None) for n in new_tasks]
@@ -228,7 +230,7 @@ class TaskRestorer(UniRestoreModel):
         spec = self.task_specs[task]
         r = self.restorer
         enc = r.encode(lq)
-        latent = self._training_latent(enc.latent, gt)
+        latent = self.training_latent(enc.latent, gt)
         pred = r.decode(latent, enc.skips, spec['prompt'])
         if spec['type'] == 'ir':
             return {f'loss_{task}': ir_loss(pred, gt, weight=spec['weight'])}
@@ -254,19 +256,6 @@ class TaskRestorer(UniRestoreModel):
             pred_ir = r.decode(latent, enc.skips, spec['ir_prompt'])
             losses[f'loss_{task}_ir'] = ir_loss(pred_ir, gt, weight=ir_w)
         return losses
-
-    def _training_latent(self, z0: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
-        r = self.restorer
-        if self.latent_mode == 'sample':
-            return r.sample(z0, num_steps=self.num_steps)
-        # the authors' stage-2 path: pred_z0 of the clean latent noised at a stage-1 timestep
-        with torch.no_grad():
-            h0 = encode_with_cfrm(r.prior.vae, None, gt * 2 - 1).latent
-        t = torch.as_tensor(STAGE1_TIMESTEPS, device=z0.device)[
-            torch.randint(len(STAGE1_TIMESTEPS), (z0.shape[0],), device=z0.device)]
-        noise = torch.randn_like(h0)
-        z_t = r.prior.ddpm.add_noise(h0, noise, t)
-        return predicted_x0(r, z_t, r.predict_noise(z_t, t, z0), t)
 
     # -- targets --------------------------------------------------------------------------------------------
     @staticmethod

@@ -29,7 +29,7 @@ from .autoencoder import EncoderOutput, decode_with_tfa, encode_with_cfrm, needs
 from .checkpoint_io import WEIGHTS_NAME, load_restorer_state
 from .cfrm import CFRM
 from .controller import Controller
-from .image_ops import check_images, pad_to_multiple, resize_short_side, resize_to
+from .image_ops import check_geometry, check_images, pad_to_multiple, resize_short_side, resize_to
 from .presets import get_preset, merge_config
 from .prior import DiffusionPrior
 from .skip_adapters import SkipAdapters, check_unet_supported, controlled_unet_forward, unet_skip_channels
@@ -189,22 +189,28 @@ class UniRestore(nn.Module):
     @torch.no_grad()
     def restore(self, images: torch.Tensor, task: str = 'ir', num_steps: int = 1,
                 min_size: Union[int, None, str] = 'default', generator: Optional[torch.Generator] = None,
-                seed: Optional[int] = None) -> torch.Tensor:
+                seed: Optional[int] = None, geometry: str = 'release') -> torch.Tensor:
         """Restore float images in [0, 1] of any size: (B, 3, H, W) or (3, H, W) in, same shape out, in [0, 1].
 
         ``min_size``: upscale so the short side is at least this before restoring (default: the preset's,
         512 for ``sd-turbo``); ``seed`` or ``generator`` make the result repeatable (a list of generators, one
         per image, makes each image's result independent of the batch it is restored in).
+        ``geometry``: ``'release'`` (default) as the authors' release: no clamp after upscaling, the result
+        resized back without antialiasing (the more faithful round trip, see :mod:`.image_ops`); ``'antialias'``
+        clamps the upscaled input to [0, 1] and resizes back with antialiasing.  The two differ only for images
+        whose short side is below ``min_size``.
         """
-        return self.restore_tasks(images, [task], num_steps, min_size, generator, seed)[task]
+        return self.restore_tasks(images, [task], num_steps, min_size, generator, seed, geometry=geometry)[task]
 
     @torch.no_grad()
     def restore_tasks(self, images: torch.Tensor, tasks: Sequence[str], num_steps: int = 1,
                       min_size: Union[int, None, str] = 'default',
                       generator: Union[torch.Generator, List[torch.Generator], None] = None,
-                      seed: Optional[int] = None) -> Dict[str, torch.Tensor]:
+                      seed: Optional[int] = None, geometry: str = 'release') -> Dict[str, torch.Tensor]:
         """:meth:`restore` under several task prompts at the cost of one encoding and one sampling: the prompts
         act in the decoder only, so ``restore_tasks(x, tasks, seed=s)[t]`` equals ``restore(x, t, seed=s)``."""
+        check_geometry(geometry)
+        antialias = geometry == 'antialias'
         single = isinstance(images, torch.Tensor) and images.dim() == 3
         x = check_images(images)
         tasks = list(tasks)
@@ -217,7 +223,7 @@ class UniRestore(nn.Module):
         size = tuple(x.shape[-2:])
         param = next(self.cfrm.parameters())
         x = x.to(device=param.device, dtype=param.dtype)
-        x = resize_short_side(x, self.min_size if min_size == 'default' else min_size)
+        x = resize_short_side(x, self.min_size if min_size == 'default' else min_size, clamp=antialias)
         scaled = tuple(x.shape[-2:])
         x, _ = pad_to_multiple(x, self.size_divisor)
         encoded = self.encode(x, generator=generator)
@@ -225,7 +231,7 @@ class UniRestore(nn.Module):
         out = {}
         for task in tasks:
             y = self.decode(latent, encoded.skips, task)
-            y = resize_to(y[..., :scaled[0], :scaled[1]], size).clamp_(0, 1).to(images.dtype)
+            y = resize_to(y[..., :scaled[0], :scaled[1]], size, antialias=antialias).clamp_(0, 1).to(images.dtype)
             out[task] = y[0] if single else y
         return out
 
