@@ -24,8 +24,8 @@ import logging
 import os
 import os.path as osp
 import platform
-from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -68,7 +68,8 @@ AS_GIVEN = Condition('as-given', 0)
 
 @dataclass
 class BenchRow:
-    """``source``: ``'degraded'`` or ``'clean'``; ``restorer``: a key of the restorers (``None``: the input as it is)."""
+    """``source``: ``'degraded'`` or ``'clean'``; ``restorer``: a key of the restorers (``None``: the input as it
+    is); ``fingerprint``: the settings its cells were computed with."""
 
     name: str
     source: str = 'degraded'
@@ -310,7 +311,8 @@ class BenchmarkData:
         severities = None if severities is None else [check_severity(s) for s in severities]
         if step is not None:
             self.mode = 'synthetic'
-            names = _expand_corruptions(corruptions or step.get('corruptions') or step.get('corruption') or 'imagenet_c')
+            names = _expand_corruptions(corruptions or step.get('corruptions') or step.get('corruption')
+                                        or 'imagenet_c')
             sevs = severities or [check_severity(step.get('severity') or 3)]
             self.conditions = [Condition(c, s) for c in names for s in sevs]
         elif _type_name(dataset_cfg.get('type', '')) == 'PairedImageDataset' and \
