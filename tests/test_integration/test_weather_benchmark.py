@@ -212,3 +212,53 @@ def test_bad_input_fails_before_any_computation(setup, tmp_path):
     msg = _fails([a if a != setup['restorer'] else str(tmp_path / 'nope') for a in base], tmp_path)
     assert "'ur'" in msg and 'nope' in msg
     assert not osp.exists(tmp_path / 'w' / 'cells.jsonl')
+
+
+def test_benchmark_set_folder_and_a_set_of_real_pairs(setup, tmp_path):
+    """The two other kinds of data: a make_benchmark_set folder (its manifest's conditions, its labels and masks)
+    and a set of real degraded/clean pairs in a documented layout (one condition, as given)."""
+    import cv2
+    import numpy as np
+
+    from unirestore_mm.datasets import build_embedded_set, make_benchmark_set
+    from unirestore_mm.evaluation import psnr
+    tool = _load_tool()
+    bench_set = make_benchmark_set(build_embedded_set(), str(tmp_path / 'bset'), ['fog', 'contrast'], [2], limit=3)
+    work = tmp_path / 'w_set'
+    assert tool.main(['--data', bench_set, '--restorer', 'ur', setup['restorer'], '--tasks', 'ir',
+                      '--model', 'psp', SEG_CFG, setup['seg'], '--model', 'r18', CLS_CFG, setup['cls'],
+                      '--work-dir', str(work), '--no-figures']) == 0
+    cells = _cells(work)
+    assert {(c['row'], c['condition']) for c in cells} == {
+        (r, k) for r in ('degraded', 'ur/ir') for k in ('fog/2', 'contrast/2')} | {('clean', 'clean/0')}
+    assert 'psp: dataset' in open(work / 'table.md').read() and 'r18: dataset' in open(work / 'table.md').read()
+
+    # Rain100L's layout: test/input and test/target, same names
+    rng = np.random.default_rng(0)
+    clean, rainy = [], []
+    for i in range(3):
+        c = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+        r = np.clip(c.astype(int) + rng.integers(-40, 41, c.shape), 0, 255).astype(np.uint8)
+        for sub, img in (('target', c), ('input', r)):
+            os.makedirs(tmp_path / 'rain' / 'test' / sub, exist_ok=True)
+            cv2.imwrite(str(tmp_path / 'rain' / 'test' / sub / f'{i}.png'), img)
+        clean.append(c)
+        rainy.append(r)
+    work = tmp_path / 'w_rain'
+    assert tool.main(['--data', osp.join(REPO, 'configs/_base_/datasets/rain100l.py'), '--data-options',
+                      f'test_dataloader.dataset.data_root={tmp_path / "rain"}', '--restorer', 'ur', setup['restorer'],
+                      '--tasks', 'ir', '--model', 'r18', CLS_CFG, setup['cls'], '--work-dir', str(work),
+                      '--no-figures']) == 0
+    cells = {(c['row'], c['condition']): c for c in _cells(work)}
+    assert set(cells) == {('degraded', 'as-given/0'), ('ur/ir', 'as-given/0'), ('clean', 'clean/0')}
+
+    def t(imgs):
+        return torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2).float() / 255
+
+    expected = float(psnr(t(rainy), t(clean)).mean())
+    assert cells[('degraded', 'as-given/0')]['PSNR'] == pytest.approx(expected, abs=1e-6)
+    # corruptions do not apply to real degradations
+    with pytest.raises(SystemExit):
+        tool.main(['--data', osp.join(REPO, 'configs/_base_/datasets/rain100l.py'), '--data-options',
+                   f'test_dataloader.dataset.data_root={tmp_path / "rain"}', '--corruptions', 'fog',
+                   '--model', 'r18', CLS_CFG, setup['cls'], '--work-dir', str(tmp_path / 'w3')])

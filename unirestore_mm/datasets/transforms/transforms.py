@@ -446,7 +446,8 @@ class PackRestorationInputs:
 
     * ``'base'``: :class:`mmengine.structures.BaseDataElement` (restoration only);
     * ``'cls'``: :class:`mmpretrain.structures.DataSample` with ``gt_label`` from ``results['gt_label']``;
-    * ``'seg'``: :class:`mmseg.structures.SegDataSample` with ``gt_sem_seg`` from ``results['gt_seg_map']``;
+    * ``'seg'``: :class:`mmseg.structures.SegDataSample` with ``gt_sem_seg`` from ``results['gt_seg_map']`` (and
+      ``gt_label``, a tensor, when the results have one as well);
     * ``'auto'``: ``'seg'`` when a mask is present, else ``'cls'`` when a label is, else ``'base'``.
     """
 
@@ -469,6 +470,8 @@ class PackRestorationInputs:
             sample = SegDataSample()
             seg = results['gt_seg_map']
             sample.gt_sem_seg = PixelData(data=torch.from_numpy(np.ascontiguousarray(seg[None].astype(np.int64))))
+            if results.get('gt_label') is not None:  # a set with both (the embedded one) keeps its labels too
+                sample.set_field(torch.as_tensor(results['gt_label'], dtype=torch.int64).reshape(-1), 'gt_label')
         elif kind == 'cls':
             from mmpretrain.structures import DataSample
             sample = DataSample()
