@@ -5,7 +5,7 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 
-from .demo_figures import _save_figure
+from .demo_figures import _save_figure, _save_grid
 
 __all__ = ['benchmark_bars', 'benchmark_heatmaps', 'benchmark_grid']
 
@@ -108,20 +108,4 @@ def benchmark_heatmaps(cells: Sequence[dict], rows: Sequence[str], metrics: Sequ
 def benchmark_grid(tiles: Sequence[Sequence[np.ndarray]], row_titles: Sequence[str], col_titles: Sequence[str],
                    path: str) -> str:
     """An image grid: one line per condition, one column per row of the table (RGB ``uint8`` tiles)."""
-    plt = _plt()
-    n_r, n_c = len(tiles), len(tiles[0])
-    h, w = tiles[0][0].shape[:2]
-    tile = 1.6  # inches for the long side of a tile, whatever the image size
-    fig, axes = plt.subplots(n_r, n_c, figsize=(n_c * tile * w / max(h, w) + 0.6, n_r * tile * h / max(h, w) + 0.4),
-                             squeeze=False)
-    for i in range(n_r):
-        for j in range(n_c):
-            ax = axes[i][j]
-            ax.imshow(tiles[i][j], interpolation='nearest')
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if i == 0:
-                ax.set_title(col_titles[j], fontsize=7)
-            if j == 0:
-                ax.set_ylabel(row_titles[i], fontsize=7)
-    return _save_figure(fig, path)
+    return _save_grid(path, tiles, col_titles, row_titles)

@@ -53,7 +53,10 @@ def _save_grid(path: str, tiles: Sequence[Sequence[np.ndarray]], col_titles: Seq
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     rows, cols = len(tiles), len(tiles[0])
-    fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols + 0.6, 1.6 * rows + 0.4), squeeze=False)
+    h, w = tiles[0][0].shape[:2]
+    tile = 1.6  # inches for the long side of a tile, whatever the image size
+    fig, axes = plt.subplots(rows, cols, figsize=(tile * cols * w / max(h, w) + 0.6, tile * rows * h / max(h, w) + 0.4),
+                             squeeze=False)
     for r in range(rows):
         for c in range(cols):
             ax = axes[r][c]
