@@ -32,8 +32,7 @@ import torch
 
 from ..datasets.transforms.degradations import check_severity, sample_seed
 from ..datasets.transforms.transforms import _expand_corruptions
-from ..engine.checkpoint import atomic_write_bytes
-from ..evaluation.task_benchmark import load_cells
+from ..evaluation.task_benchmark import _atomic_text, load_cells
 
 __all__ = ['Condition', 'BenchRow', 'Downstream', 'BenchmarkData', 'RestorerSpec', 'run_benchmark',
            'summarise_cells', 'write_benchmark_tables', 'BenchmarkError']
@@ -433,6 +432,24 @@ def restore_batch(model, images: Sequence[torch.Tensor], indices: Sequence[int],
     return out  # type: ignore[return-value]
 
 
+def tasks_by_restorer(rows: Sequence[BenchRow]) -> Dict[str, List[str]]:
+    """``{restorer: [its tasks in these rows]}``: each restorer runs once for all its prompts."""
+    out: Dict[str, List[str]] = {}
+    for r in rows:
+        if r.restorer is not None and r.task not in out.setdefault(r.restorer, []):
+            out[r.restorer].append(r.task)
+    return out
+
+
+def row_images(row: BenchRow, degraded, clean, restored: Dict[Tuple[str, str], Any]):
+    """What ``row`` shows: the clean or degraded input, or its restorer's output under its task."""
+    if row.source == 'clean':
+        return clean
+    if row.restorer is None:
+        return degraded
+    return restored[(row.restorer, row.task)]
+
+
 def _rank_world() -> Tuple[int, int]:
     from mmengine.dist import get_dist_info
     return get_dist_info()
@@ -445,10 +462,6 @@ def _broadcast(obj):
     box = [obj]
     broadcast_object_list(box, src=0)
     return box[0]
-
-
-def _atomic_text(path: str, text: str) -> None:
-    atomic_write_bytes(text.encode('utf-8'), path)
 
 
 def versions() -> dict:
@@ -511,12 +524,7 @@ def run_benchmark(data: BenchmarkData, restorers: Dict[str, Any], row_specs: Seq
         bar = ProgressBar(len(passes) * -(-per_rank // batch_size))
     for cond, rows in passes:
         dataset = data.dataset(cond)
-        tasks_of: Dict[str, List[str]] = {}
-        for r in rows:
-            if r.restorer is not None:
-                tasks_of.setdefault(r.restorer, [])
-                if r.task not in tasks_of[r.restorer]:
-                    tasks_of[r.restorer].append(r.task)
+        tasks_of = tasks_by_restorer(rows)
         quality = {r.name: _pair_evaluator() for r in rows} if data.has_clean else {}
         evaluators = {(r.name, m.name): m.new_evaluator(data.classes) for r in rows for m in models}
         for batch in data.loader(dataset, batch_size, num_workers):
@@ -525,10 +533,8 @@ def run_benchmark(data: BenchmarkData, restorers: Dict[str, Any], row_specs: Seq
             degraded = [_to_rgb01(s['inputs']) for s in samples]
             clean = [_to_rgb01(s['data_samples'].gt_img) if data.has_clean else None for s in samples]
             names = [str(s['data_samples'].metainfo.get('img_path', idx)) for s, idx in zip(samples, indices)]
-            shown: Dict[str, List[torch.Tensor]] = {}
-            for rname, tasks in tasks_of.items():
-                for t, ys in restore_batch(restorers[rname], degraded, indices, tasks, num_steps, seed).items():
-                    shown[f'{rname}\0{t}'] = ys
+            restored = {(rname, t): ys for rname, tasks in tasks_of.items()
+                        for t, ys in restore_batch(restorers[rname], degraded, indices, tasks, num_steps, seed).items()}
             targets = {}
             for m in models:
                 if label_source[m.name] == 'dataset':
@@ -537,12 +543,7 @@ def run_benchmark(data: BenchmarkData, restorers: Dict[str, Any], row_specs: Seq
                     ref = m.pack([_to_bgr_u8(c) for c in clean], [None] * len(clean), names, indices)
                     targets[m.name] = m.reference(m.predict(ref))
             for r in rows:
-                if r.source == 'clean':
-                    ys = clean
-                elif r.restorer is None:
-                    ys = degraded
-                else:
-                    ys = shown[f'{r.restorer}\0{r.task}']
+                ys = row_images(r, degraded, clean, restored)
                 if r.name in quality:
                     quality[r.name].process(data_batch=None,
                                             data_samples=[dict(pred_img=y, gt_img=c) for y, c in zip(ys, clean)])
@@ -686,22 +687,16 @@ def write_benchmark_tables(out_dir: str, cells: Sequence[dict], rows: Sequence[s
     severities = sorted({c['severity'] for c in cells if c['condition'] not in (CLEAN.key, AS_GIVEN.key)})
     corruptions = list(dict.fromkeys(c['corruption'] for c in cells
                                      if c['condition'] not in (CLEAN.key, AS_GIVEN.key)))
+    axes = (('severity', severities, 'mean over corruptions'), ('corruption', corruptions, 'mean over severities'))
     for m in metrics:
-        if len(severities) > 1:
-            lines += ['', f'**{m}** by severity (mean over corruptions)', '',
-                      '| row | ' + ' | '.join(str(s) for s in severities) + ' |', '|---|' + '---|' * len(severities)]
+        for key, values, how in axes:
+            if len(values) < 2:
+                continue
+            lines += ['', f'**{m}** by {key} ({how})', '',
+                      '| row | ' + ' | '.join(str(v) for v in values) + ' |', '|---|' + '---|' * len(values)]
             for row in rows:
-                vals = [[c[m] for c in cells if c['row'] == row and c['severity'] == s and c.get(m) is not None]
-                        for s in severities]
-                if any(vals):
-                    lines.append(f'| {row} | ' + ' | '.join(_fmt(m, float(np.mean(v)) if v else None)
-                                                           for v in vals) + ' |')
-        if len(corruptions) > 1:
-            lines += ['', f'**{m}** by corruption (mean over severities)', '',
-                      '| row | ' + ' | '.join(corruptions) + ' |', '|---|' + '---|' * len(corruptions)]
-            for row in rows:
-                vals = [[c[m] for c in cells if c['row'] == row and c['corruption'] == k and c.get(m) is not None]
-                        for k in corruptions]
+                vals = [[c[m] for c in cells if c['row'] == row and c[key] == v and c.get(m) is not None]
+                        for v in values]
                 if any(vals):
                     lines.append(f'| {row} | ' + ' | '.join(_fmt(m, float(np.mean(v)) if v else None)
                                                            for v in vals) + ' |')
@@ -740,15 +735,8 @@ def grid_tiles(data: BenchmarkData, restorers: Dict[str, Any], row_specs: Sequen
         sample = data.dataset(cond)[index]
         x = _to_rgb01(sample['inputs'])
         clean = _to_rgb01(sample['data_samples'].gt_img) if data.has_clean else None
-        line = []
-        for r in row_specs:
-            if r.source == 'clean':
-                y = clean
-            elif r.restorer is None:
-                y = x
-            else:
-                y = restore_batch(restorers[r.restorer], [x], [index], [r.task], num_steps, seed)[r.task][0]
-            line.append(_to_bgr_u8(y)[..., ::-1].copy())
-        tiles.append(line)
+        restored = {(rname, t): ys[0] for rname, tasks in tasks_by_restorer(row_specs).items()
+                    for t, ys in restore_batch(restorers[rname], [x], [index], tasks, num_steps, seed).items()}
+        tiles.append([_to_bgr_u8(row_images(r, x, clean, restored))[..., ::-1].copy() for r in row_specs])
         titles.append(cond.key if cond != AS_GIVEN else 'as given')
     return tiles, titles, [r.name for r in row_specs]
