@@ -6,27 +6,14 @@
 #   python tools/test.py configs/mmpretrain/efficientnet-lite1_timm_in1k.py checkpoints/efficientnet-lite1_in1k.pth
 # Evaluation transform as timm's pretrained_cfg for tf_efficientnet_lite1 says: input 240, crop_pct 0.882,
 # bicubic -> resize the short edge to floor(240 / 0.882) = 272, centre-crop 240; mean = std = 127.5, RGB.
-_base_ = ['mmpretrain::_base_/default_runtime.py']
-default_scope = 'mmpretrain'
+_base_ = ['./efficientnet-lite0_timm_in1k.py']
 
-data_preprocessor = dict(num_classes=1000, mean=[127.5, 127.5, 127.5], std=[127.5, 127.5, 127.5], to_rgb=True)
-model = dict(type='TimmClassifier', model_name='tf_efficientnet_lite1', pretrained=False,
-             loss=dict(type='CrossEntropyLoss', loss_weight=1.0), data_preprocessor=data_preprocessor)
-
-# ImageNet layout: data/imagenet/val/*.JPEG and data/imagenet/meta/val.txt ("ILSVRC2012_val_00000001.JPEG 65")
-data_root = 'data/imagenet'
+model = dict(model_name='tf_efficientnet_lite1')
 test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='ResizeEdge', scale=272, edge='short', backend='pillow', interpolation='bicubic'),
     dict(type='CenterCrop', crop_size=240),
     dict(type='PackInputs'),
 ]
-test_dataloader = dict(
-    batch_size=32, num_workers=4, persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type='ImageNet', data_root=data_root, split='val', pipeline=test_pipeline))
-test_evaluator = dict(type='Accuracy', topk=(1, 5))
-test_cfg = dict()
+test_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 val_dataloader = test_dataloader
-val_evaluator = test_evaluator
-val_cfg = dict()
