@@ -40,9 +40,10 @@ from mmengine.config import ConfigDict
 from mmengine.infer import BaseInferencer
 from mmengine.structures import BaseDataElement
 
+from ..datasets.paired import IMG_EXTENSIONS  # the package's one list of image suffixes
+
 __all__ = ['IMG_EXTENSIONS', 'UniRestoreInferencer', 'collect_inputs', 'output_name']
 
-IMG_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm')
 # Loaded images waiting for a batch of their size, in multiples of batch_size: bounds the memory of a folder of
 # many different sizes while still batching same-size images that are not next to each other.
 _BUFFER_BATCHES = 4
