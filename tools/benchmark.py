@@ -13,7 +13,8 @@ Rows: the degraded input, every restorer under each of its task prompts, the cle
         --severities 1 2 3 4 5
     # ImageNet classifiers on the bundled photographs: agreement with their prediction on the clean photograph
     python tools/benchmark.py --data photos --labels clean-prediction --restorer ur RESTORER \\
-        --model lite0 configs/mmpretrain/efficientnet-lite0_timm_in1k.py checkpoints/efficientnet-lite0_in1k.pth
+        --model lite0 configs/mmpretrain/cls_efficientnet-lite0-timm_1xb32_in1k.py \\
+        checkpoints/efficientnet-lite0_in1k.pth
     # several processes (GPUs, or CPU processes with gloo): images sharded, metrics collected by MMEngine
     bash tools/dist_benchmark.sh 8 --data configs/_base_/datasets/foggy_cityscapes.py ...
 

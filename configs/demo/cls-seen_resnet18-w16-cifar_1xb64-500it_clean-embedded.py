@@ -2,7 +2,7 @@
 # mmpretrain's CIFAR ResNet-18 (ResNet_CIFAR, 3x3 stem) at a quarter of its width (16-32-64-128 channels),
 # trained on the clean embedded images (10 classes); its checkpoint records the class names.
 #   python tools/train.py configs/demo/cls-seen_resnet18-w16-cifar_1xb64-500it_clean-embedded.py
-_base_ = ['../mmpretrain/resnet18-cifar_clean-embedded_for-frozen-recognizer_1xb32-1k.py']
+_base_ = ['../mmpretrain/cls_resnet18-cifar_1xb32-1k_clean-embedded.py']
 
 max_iters = 500
 model = dict(backbone=dict(stem_channels=16, base_channels=16), head=dict(num_classes=10, in_channels=128))

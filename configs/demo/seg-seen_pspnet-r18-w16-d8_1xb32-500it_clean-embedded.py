@@ -3,7 +3,7 @@
 # trained on the clean embedded images and masks (11 classes: background + 10 items); the pyramid pooling gives
 # every pixel the whole-item context that tells the classes apart.  Its checkpoint records the class names.
 #   python tools/train.py configs/demo/seg-seen_pspnet-r18-w16-d8_1xb32-500it_clean-embedded.py
-_base_ = ['../mmseg/pspnet_r18-d8_clean-embedded_for-frozen-recognizer_1xb16-2k.py']
+_base_ = ['../mmseg/pspnet_r18-d8_1xb16-2k_clean-embedded.py']
 
 max_iters = 500
 model = dict(

@@ -8,7 +8,7 @@
 # here --, scheduler/, null_embedding.safetensors).  Part 2 trains the UNet on these latents:
 #   OMP_NUM_THREADS=1 python tools/train.py configs/prior/vae_unirestore-tiny_1xb32-1k_embedded.py
 #   OMP_NUM_THREADS=1 python tools/train.py configs/prior/unet_unirestore-tiny_1xb64-600it_embedded.py
-_base_ = ['../unirestore/stage_common.py']
+_base_ = ['../_base_/stage_runtime.py']
 
 batch_size = 32
 max_iters = 1000

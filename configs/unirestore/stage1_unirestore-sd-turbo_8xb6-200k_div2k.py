@@ -9,7 +9,7 @@
 _base_ = [
     '../_base_/models/unirestore_sd-turbo.py',
     '../_base_/datasets/div2k.py',
-    './stage_common.py',
+    '../_base_/stage_runtime.py',
 ]
 
 batch_size = 6  # per GPU

@@ -6,7 +6,7 @@
 _base_ = [
     '../_base_/models/unirestore_tiny.py',
     '../_base_/datasets/embedded_restoration.py',
-    './stage_common.py',
+    '../_base_/stage_runtime.py',
 ]
 
 batch_size = 4

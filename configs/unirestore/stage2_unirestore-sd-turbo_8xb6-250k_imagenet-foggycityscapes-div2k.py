@@ -6,7 +6,7 @@
 #   bash tools/dist_train.sh configs/unirestore/stage2_unirestore-sd-turbo_8xb6-250k_imagenet-foggycityscapes-div2k.py 8 \
 #       --cfg-options model.restorer.prior.pretrained=/models/sd-turbo \
 #       model.checkpoint=work_dirs/stage1_unirestore-sd-turbo_8xb6-200k_div2k/unirestore.safetensors
-_base_ = ['../_base_/models/unirestore_sd-turbo.py', './stage_common.py']
+_base_ = ['../_base_/models/unirestore_sd-turbo.py', '../_base_/stage_runtime.py']
 
 batch_size = 6  # per GPU
 max_iters = 250000

@@ -6,24 +6,24 @@
 # through frozen recognizers (any mmpretrain / mmseg config + checkpoint; here library models of the embedded
 # set's 10 and 11 classes, trained on clean embedded images first -- see below -- or your own).
 #   python tools/train.py configs/unirestore/stage1_unirestore-tiny_1xb4-20it_embedded.py
-#   python tools/train.py configs/mmpretrain/resnet18-cifar_clean-embedded_for-frozen-recognizer_1xb32-1k.py
-#   python tools/train.py configs/mmseg/pspnet_r18-d8_clean-embedded_for-frozen-recognizer_1xb16-2k.py
+#   python tools/train.py configs/mmpretrain/cls_resnet18-cifar_1xb32-1k_clean-embedded.py
+#   python tools/train.py configs/mmseg/pspnet_r18-d8_1xb16-2k_clean-embedded.py
 #   python tools/train.py configs/unirestore/stage2_unirestore-tiny_1xb4-20it_embedded-3tasks.py \
 #       --cfg-options model.checkpoint=work_dirs/stage1_unirestore-tiny_1xb4-20it_embedded/unirestore.safetensors
 # Full scale: stage2_unirestore-sd-turbo_8xb6-250k_imagenet-foggycityscapes-div2k.py.
-_base_ = ['../_base_/models/unirestore_tiny.py', './stage_common.py']
+_base_ = ['../_base_/models/unirestore_tiny.py', '../_base_/stage_runtime.py']
 
 batch_size = 4
 max_iters = 20
 embedded = dict(root=None, seed=0, size=32, n_train=4000, n_test=500)
 stage1_weights = None  # e.g. work_dirs/stage1_unirestore-tiny_1xb4-20it_embedded/unirestore.safetensors
 # the recognizers: mmpretrain's CIFAR ResNet-18 and mmseg's PSPNet R-18-D8 (BN, 11 classes), trained on clean
-# embedded images by configs/mmpretrain/resnet18-cifar_clean-embedded_for-frozen-recognizer_1xb32-1k.py and
-# configs/mmseg/pspnet_r18-d8_clean-embedded_for-frozen-recognizer_1xb16-2k.py
+# embedded images by configs/mmpretrain/cls_resnet18-cifar_1xb32-1k_clean-embedded.py and
+# configs/mmseg/pspnet_r18-d8_1xb16-2k_clean-embedded.py
 cls_config = 'mmpretrain::resnet/resnet18_8xb16_cifar10.py'
-cls_checkpoint = 'work_dirs/resnet18-cifar_clean-embedded_for-frozen-recognizer_1xb32-1k/iter_1000.pth'
+cls_checkpoint = 'work_dirs/cls_resnet18-cifar_1xb32-1k_clean-embedded/iter_1000.pth'
 seg_config = 'mmseg::pspnet/pspnet_r18-d8_4xb2-80k_cityscapes-512x1024.py'
-seg_checkpoint = 'work_dirs/pspnet_r18-d8_clean-embedded_for-frozen-recognizer_1xb16-2k/iter_2000.pth'
+seg_checkpoint = 'work_dirs/pspnet_r18-d8_1xb16-2k_clean-embedded/iter_2000.pth'
 seg_options = {'model.pretrained': None,
                'model.backbone.norm_cfg': dict(type='BN', requires_grad=True),
                'model.decode_head.norm_cfg': dict(type='BN', requires_grad=True),

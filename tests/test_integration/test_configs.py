@@ -19,7 +19,7 @@ CONFIG_DIRS = ('unirestore', 'mmpretrain', 'mmseg')
 # the training recipes' smoke and paper-scale versions, the joint and frozen-recognizer recipes and the
 # shared stage runtime are tested with the training code (tests/test_training); the ImageNet EfficientNet-Lite
 # configs (1000 classes, pretrained weights) in tests/test_models/test_efficientnet_lite.py
-OWNED_ELSEWHERE = ('20it', 'sd-turbo', 'joint', 'frozen', 'new-prompt', 'stage_common', 'timm_in1k')
+OWNED_ELSEWHERE = ('20it', 'sd-turbo', 'joint', 'frozen', 'new-prompt', 'clean-embedded', 'efficientnet-lite')
 
 
 def shipped_configs():

@@ -36,7 +36,7 @@ torch.set_num_threads(1)
 
 
 def config_path(variant):
-    return osp.join(REPO, 'configs', 'mmpretrain', f'efficientnet-{variant}_timm_in1k.py')
+    return osp.join(REPO, 'configs', 'mmpretrain', f'cls_efficientnet-{variant}-timm_1xb32_in1k.py')
 
 
 def source_state(variant):

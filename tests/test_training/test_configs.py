@@ -8,17 +8,18 @@ from mmengine.hub import get_config
 from .helpers import CONFIGS, load_cfg
 
 MINE = sorted(glob.glob(osp.join(CONFIGS, 'unirestore', 'stage[0-9]*.py')) +
-              glob.glob(osp.join(CONFIGS, '*', '*joint*.py')) + glob.glob(osp.join(CONFIGS, '*', '*frozen*.py')))
+              glob.glob(osp.join(CONFIGS, '*', '*joint*.py')) + glob.glob(osp.join(CONFIGS, '*', '*frozen*.py')) +
+              glob.glob(osp.join(CONFIGS, 'mm*', '*_clean-embedded.py')))  # the frozen recipes' recognizers
 
 
 def test_there_is_a_recipe_for_every_stage_and_mode():
     names = [osp.basename(p) for p in MINE]
     # tiny smoke recipes (CPU, 20 iterations) and paper scale; stage 1 and the people-only stage 2 also
     # come as 1k-iteration CPU runs that learn on the embedded set
-    counts = {'stage1_': 3, 'stage2_': 2, 'stage2-ir_': 1, 'stage3_': 2}
+    counts = {'stage1_': 3, 'stage2_': 2, 'stage2-ir_': 1, 'stage3-new-prompt': 2}
     for prefix, count in counts.items():
         assert sum(n.startswith(prefix) for n in names) == count, prefix
-    assert sum('joint' in n for n in names) == 2 and sum('_frozen-recognizer_unirestore' in n for n in names) == 2
+    assert sum('joint' in n for n in names) == 2 and sum('-frozen-recognizer_' in n for n in names) == 2
 
 
 @pytest.mark.parametrize('path', MINE, ids=[osp.basename(p) for p in MINE])
@@ -34,7 +35,7 @@ def test_recipes_parse_and_use_the_safe_training_machinery(path):
 @pytest.mark.parametrize('path,iters', [('stage1_unirestore-sd-turbo_8xb6-200k_div2k.py', 200000),
                                         ('stage2_unirestore-sd-turbo_8xb6-250k_imagenet-foggycityscapes-div2k.py',
                                          250000),
-                                        ('stage3_unirestore-sd-turbo_new-prompt-vit-b_8xb6-250k_imagenet.py', 250000)])
+                                        ('stage3-new-prompt-vit-b_unirestore-sd-turbo_8xb6-250k_imagenet.py', 250000)])
 def test_paper_scale_settings(path, iters):
     cfg = load_cfg(osp.join(CONFIGS, 'unirestore', path))
     assert cfg.train_cfg.max_iters == iters

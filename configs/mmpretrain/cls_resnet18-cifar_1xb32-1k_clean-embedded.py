@@ -2,9 +2,9 @@
 # 'mmpretrain::resnet/resnet18_8xb16_cifar10.py', no restorer) trained on the *clean* embedded images (10 classes).
 # Its checkpoints hold only tensors and plain values (weights_only-loadable) and record the class names, which
 # the frozen-recognizer recipe checks against its data:
-#   python tools/train.py configs/mmpretrain/resnet18-cifar_clean-embedded_for-frozen-recognizer_1xb32-1k.py
-#   python tools/train.py configs/mmpretrain/resnet18-cifar_frozen-recognizer_unirestore-tiny_1xb4-20it_embedded.py \
-#       --cfg-options model.recognizers.cls.checkpoint=work_dirs/resnet18-cifar_clean-embedded_for-frozen-recognizer_1xb32-1k/iter_1000.pth
+#   python tools/train.py configs/mmpretrain/cls_resnet18-cifar_1xb32-1k_clean-embedded.py
+#   python tools/train.py configs/mmpretrain/cls-frozen-recognizer_resnet18-cifar-unirestore-tiny_1xb4-20it_embedded.py \
+#       --cfg-options model.recognizers.cls.checkpoint=work_dirs/cls_resnet18-cifar_1xb32-1k_clean-embedded/iter_1000.pth
 _base_ = [
     'mmpretrain::_base_/models/resnet18_cifar.py',
     '../_base_/datasets/embedded_cls.py',

@@ -2,7 +2,7 @@
 # bases) with UniRestore in front of the backbone, on the embedded set (32x32, 10 classes, degraded images;
 # written on first use).  Only `model.backbone` changes: the recipe's ResNet_CIFAR settings merge into the
 # RestoredBackbone and go to the wrapped backbone.  CPU-sized: the tiny restorer, frozen.
-#   python tools/train.py configs/mmpretrain/resnet18-unirestore-tiny_1xb32-10e_embedded.py
+#   python tools/train.py configs/mmpretrain/cls_resnet18-unirestore-tiny_1xb32-10e_embedded.py
 # Paper scale: replace the dataset base (e.g. ../_base_/datasets/imagenet_val_subset.py) and set
 # model.backbone.restorer / restorer_checkpoint to the trained sd-turbo restorer.
 _base_ = [

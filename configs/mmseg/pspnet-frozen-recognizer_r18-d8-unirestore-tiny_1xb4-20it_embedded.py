@@ -2,11 +2,11 @@
 # its heads set to the embedded set's 11 classes and BN instead of SyncBN) and its checkpoint stay fixed and in
 # eval mode; the tiny UniRestore's TFAs and seg prompt learn 0.1 * CE(mask, ignore 255) through it plus the L1 of
 # the ir-prompt restoration.  Without a checkpoint the build stops with an error.
-#   python tools/train.py configs/mmseg/pspnet_r18-d8_frozen-recognizer_unirestore-tiny_1xb4-20it_embedded.py \
+#   python tools/train.py configs/mmseg/pspnet-frozen-recognizer_r18-d8-unirestore-tiny_1xb4-20it_embedded.py \
 #       --cfg-options model.recognizers.seg.checkpoint=work_dirs/recognizers/pspnet_r18_embedded.pth
 # Full scale: the sd-turbo restorer, 'mmseg::deeplabv3plus/deeplabv3plus_r50-d8_4xb2-80k_cityscapes-512x1024.py'
 # with its checkpoint and no cfg_options, Foggy Cityscapes (configs/_base_/datasets/foggy_cityscapes.py), 8 GPUs.
-_base_ = ['../_base_/models/unirestore_tiny.py', '../unirestore/stage_common.py']
+_base_ = ['../_base_/models/unirestore_tiny.py', '../_base_/stage_runtime.py']
 
 batch_size = 4
 max_iters = 20

@@ -2,9 +2,9 @@
 # 'mmseg::pspnet/pspnet_r18-d8_4xb2-80k_cityscapes-512x1024.py' with the frozen recipe's cfg_options: BN, 11
 # classes, no ImageNet initialisation) trained on the *clean* embedded images and masks.  Its checkpoints hold
 # only tensors and plain values (weights_only-loadable) and record the class names:
-#   python tools/train.py configs/mmseg/pspnet_r18-d8_clean-embedded_for-frozen-recognizer_1xb16-2k.py
-#   python tools/train.py configs/mmseg/pspnet_r18-d8_frozen-recognizer_unirestore-tiny_1xb4-20it_embedded.py \
-#       --cfg-options model.recognizers.seg.checkpoint=work_dirs/pspnet_r18-d8_clean-embedded_for-frozen-recognizer_1xb16-2k/iter_2000.pth
+#   python tools/train.py configs/mmseg/pspnet_r18-d8_1xb16-2k_clean-embedded.py
+#   python tools/train.py configs/mmseg/pspnet-frozen-recognizer_r18-d8-unirestore-tiny_1xb4-20it_embedded.py \
+#       --cfg-options model.recognizers.seg.checkpoint=work_dirs/pspnet_r18-d8_1xb16-2k_clean-embedded/iter_2000.pth
 _base_ = ['mmseg::pspnet/pspnet_r18-d8_4xb2-80k_cityscapes-512x1024.py']
 custom_imports = dict(imports=['unirestore_mm'], allow_failed_imports=False)
 

@@ -1,20 +1,18 @@
-# Joint training through RestoredBackbone: mmpretrain's CIFAR ResNet-18 recipe with UniRestore in front of its
-# backbone (resnet18-unirestore-tiny_1xb32-10e_embedded.py), where the chosen restorer parts (TFAs and prompts)
-# and the classifier learn together, each with its own learning rate (AdamW 1e-3 for the classifier, x0.1 for the
-# restorer) and the classifier's CE weighted by `loss_weight`.  Iteration-based with the safe checkpoints and the
-# exact-resume loop of the stage recipes.
-#   python tools/train.py configs/mmpretrain/resnet18-unirestore-tiny_joint_1xb4-20it_embedded.py
-# Full scale: restorer=sd-turbo with restorer_checkpoint= the stage-2 weights, an ImageNet recipe, 8 GPUs.
-_base_ = ['./resnet18-unirestore-tiny_1xb32-10e_embedded.py']
+# Joint training through RestoredBackbone: mmseg's PSPNet R-18-D8 recipe with UniRestore in front of its backbone
+# (pspnet_r18-d8-unirestore-tiny_1xb16-2k_embedded-32x32.py), where the chosen restorer parts (TFAs and prompts)
+# and the segmentor learn together, each with its own learning rate (AdamW 1e-3 for the segmentor, x0.1 for the
+# restorer) and loss weights (decode head 1.0, auxiliary head 0.4).
+#   python tools/train.py configs/mmseg/pspnet-joint_r18-d8-unirestore-tiny_1xb4-20it_embedded.py
+_base_ = ['./pspnet_r18-d8-unirestore-tiny_1xb16-2k_embedded-32x32.py']
 
 batch_size = 4
 max_iters = 20
 restorer_lr_mult = 0.1
-cls_loss_weight = 1.0
 
 model = dict(
     backbone=dict(freeze_restorer=False, restorer_trainable=['tfa', 'prompts']),
-    head=dict(loss=dict(loss_weight=cls_loss_weight)))
+    decode_head=dict(loss_decode=dict(loss_weight=1.0)),
+    auxiliary_head=dict(loss_decode=dict(loss_weight=0.4)))
 train_dataloader = dict(batch_size=batch_size, num_workers=0, persistent_workers=False,
                         sampler=dict(_delete_=True, type='InfiniteSampler', shuffle=True))
 val_dataloader = None
@@ -36,6 +34,5 @@ default_hooks = dict(
     checkpoint=dict(_delete_=True, type='unirestore_mm.TrainedPartsCheckpointHook', interval=10, max_keep_ckpts=2,
                     export_restorer='unirestore'))  # the jointly trained restorer, for RestoredBackbone or restore.py
 log_processor = dict(by_epoch=False)
-auto_scale_lr = None
 # several processes: the other tasks' prompts get no gradient in this recipe
 model_wrapper_cfg = dict(type='MMDistributedDataParallel', find_unused_parameters=True)

@@ -3,11 +3,11 @@
 # UniRestore's TFAs and cls prompt learn 0.1 * CE through it plus the L1 of the ir-prompt restoration, on the
 # embedded set (degraded on the fly).  Bring the classifier's weights (trained on clean embedded images, or your
 # own dataset's): without a checkpoint the build stops with an error.
-#   python tools/train.py configs/mmpretrain/resnet18-cifar_frozen-recognizer_unirestore-tiny_1xb4-20it_embedded.py \
+#   python tools/train.py configs/mmpretrain/cls-frozen-recognizer_resnet18-cifar-unirestore-tiny_1xb4-20it_embedded.py \
 #       --cfg-options model.recognizers.cls.checkpoint=work_dirs/recognizers/resnet18_cifar_embedded.pth
 # Full scale: restorer=dict(preset='sd-turbo', prior=dict(pretrained=...)), checkpoint= the stage-2 weights,
 # recognizer config 'mmpretrain::resnet/resnet50_8xb32_in1k.py' with its checkpoint, ImageNet data, 8 GPUs.
-_base_ = ['../_base_/models/unirestore_tiny.py', '../unirestore/stage_common.py']
+_base_ = ['../_base_/models/unirestore_tiny.py', '../_base_/stage_runtime.py']
 
 batch_size = 4
 max_iters = 20

@@ -2,7 +2,7 @@
 # UniRestore was not trained through), 250k iterations on the ImageNet subset, 8 GPUs x 6, everything else frozen.
 # For a new task (e.g. detection in the paper) the same recipe takes that task's data and a recognizer whose
 # loss the task defines; this package ships the cls and seg losses.
-#   bash tools/dist_train.sh configs/unirestore/stage3_unirestore-sd-turbo_new-prompt-vit-b_8xb6-250k_imagenet.py 8 \
+#   bash tools/dist_train.sh configs/unirestore/stage3-new-prompt-vit-b_unirestore-sd-turbo_8xb6-250k_imagenet.py 8 \
 #       --cfg-options model.restorer.prior.pretrained=/models/sd-turbo \
 #       model.checkpoint=work_dirs/stage2_unirestore-sd-turbo_8xb6-250k_imagenet-foggycityscapes-div2k/unirestore.safetensors
 _base_ = ['./stage2_unirestore-sd-turbo_8xb6-250k_imagenet-foggycityscapes-div2k.py']

@@ -5,7 +5,7 @@
 #   at the end (what the next stage's `checkpoint=` reads);
 # - `--resume` continues exactly: iteration, optimizer, scheduler, every process's random state, data order
 #   (the exact-resume loop restores the random state after advancing the data loader).
-_base_ = ['../_base_/default_runtime.py']
+_base_ = ['./default_runtime.py']
 
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=50),
