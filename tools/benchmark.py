@@ -20,7 +20,8 @@ Rows: the degraded input, every restorer under each of its task prompts, the cle
 
 ``--data``: ``embedded-cls``, ``embedded-seg``, ``photos``, a dataset config with a ``test_dataloader`` (the
 layouts in ``configs/_base_/datasets/``: Foggy Cityscapes, ACDC, RESIDE SOTS, Rain100L, Snow100K, an ImageNet val
-subset, CUB-200, ...), or a folder written by ``tools/make_benchmark_set.py``.  ``--restorer NAME PATH``: a
+subset, CUB-200, ...), or a folder written by ``tools/dataset_converters/make_benchmark_set.py``.
+``--restorer NAME PATH``: a
 ``UniRestore.save_pretrained`` folder, or a checkpoint built on ``--preset`` (and ``--prior``, the local diffusers
 folder of the prior).  ``--model NAME CONFIG CHECKPOINT``: an mmpretrain or mmseg model (its config needs a test
 pipeline and a ``test_evaluator``).
@@ -93,8 +94,8 @@ def resolve_data(data: str):
         return osp.join(REPO, DATA_SHORTCUTS[data]), {}, data
     if osp.isdir(data):
         if not osp.isfile(osp.join(data, 'manifest.json')):
-            raise ValueError(f'--data {data}: a folder must be a benchmark set written by tools/make_benchmark_set.py '
-                             '(with manifest.json)')
+            raise ValueError(f'--data {data}: a folder must be a benchmark set written by '
+                             'tools/dataset_converters/make_benchmark_set.py (with manifest.json)')
         return (osp.join(REPO, 'configs/_base_/datasets/benchmark_set.py'),
                 {'test_dataloader.dataset.data_root': osp.abspath(data)}, osp.basename(osp.normpath(data)))
     if osp.isfile(data):

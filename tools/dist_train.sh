@@ -2,8 +2,13 @@
 # Train on several processes (one per GPU, or CPU processes with the gloo backend) with torchrun.
 #   bash tools/dist_train.sh CONFIG NUM_PROCS [train.py options]
 #   NNODES=2 NODE_RANK=0 MASTER_ADDR=10.0.0.1 bash tools/dist_train.sh CONFIG 8   # on each machine
+#   PYTHON=/path/to/venv/bin/python bash tools/dist_train.sh CONFIG 8            # another interpreter
 # Without CUDA, tools/train.py switches to the gloo backend and CPU DDP by itself.
 set -euo pipefail
+if [ $# -lt 2 ]; then
+    echo "usage: bash tools/dist_train.sh CONFIG NUM_PROCS [train.py options]" >&2
+    exit 2
+fi
 CONFIG=$1
 NPROCS=$2
 NNODES=${NNODES:-1}
@@ -13,7 +18,7 @@ MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 
 PYTHONPATH="$ROOT:${PYTHONPATH:-}" \
-python -m torch.distributed.run \
+"${PYTHON:-python}" -m torch.distributed.run \
     --nnodes="$NNODES" \
     --node_rank="$NODE_RANK" \
     --master_addr="$MASTER_ADDR" \

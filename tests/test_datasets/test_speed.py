@@ -19,13 +19,14 @@ def test_512_under_half_a_second(name):
     corrupt(img[:8, :8], name, 5, 0)
     t = time.perf_counter()
     corrupt(img, name, 5, 0)
-    # 0.5 s is the target (tools/bench_degradations.py checks it); allow for a loaded CI machine.
+    # 0.5 s is the target (tools/analysis_tools/bench_degradations.py checks it); allow for a loaded CI machine.
     assert time.perf_counter() - t < 1.5
 
 
 def test_bench_tool_runs(capsys, monkeypatch):
     import importlib.util
-    spec = importlib.util.spec_from_file_location('bench_degradations', osp.join(REPO, 'tools', 'bench_degradations.py'))
+    spec = importlib.util.spec_from_file_location(
+        'bench_degradations', osp.join(REPO, 'tools', 'analysis_tools', 'bench_degradations.py'))
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
     monkeypatch.setattr(sys, 'argv', ['bench', '--size', '64', '--severities', '5', '--repeats', '1',

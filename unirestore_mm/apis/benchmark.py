@@ -283,8 +283,9 @@ class BenchmarkData:
     * A pipeline with a ``RandomDegradation``/``Degradation`` (clean images degraded on the fly): every
       ``corruptions`` × ``severities`` condition, by setting that step (fixed seed, so every row sees the same
       degraded images).
-    * A set written by ``tools/make_benchmark_set.py`` (``PairedImageDataset`` over its manifest): the corruptions
-      and severities of its manifest (a subset with ``corruptions``/``severities``), via ``select_degradation``.
+    * A set written by ``tools/dataset_converters/make_benchmark_set.py`` (``PairedImageDataset`` over its
+      manifest): the corruptions and severities of its manifest (a subset with ``corruptions``/``severities``),
+      via ``select_degradation``.
     * Any other set (real degradations: Foggy Cityscapes, ACDC, RESIDE SOTS, Rain100L, Snow100K): one condition,
       the data as given.
     """
@@ -353,7 +354,7 @@ class BenchmarkData:
         path = osp.join(dataset_cfg.get('data_root', ''), dataset_cfg['ann_file'])
         if not osp.isfile(path):
             raise BenchmarkError(f'benchmark set manifest not found: {path} (write it with '
-                                 'tools/make_benchmark_set.py)')
+                                 'tools/dataset_converters/make_benchmark_set.py)')
         with open(path, encoding='utf-8') as f:
             return json.load(f).get('metainfo', {})
 

@@ -10,7 +10,8 @@ class.  Everything is drawn from one seed, so a seed gives the same set on every
 sources and the same numpy and OpenCV releases (the sources' checksums and the versions are recorded
 in ``meta.json``; numpy does not promise identical random streams across its releases).
 
-Build it with :func:`build_embedded_set` (or ``python tools/build_embedded_set.py``); it is
+Build it with :func:`build_embedded_set` (or
+``python tools/dataset_converters/build_embedded_set.py``); it is
 written on first use, to a temporary folder renamed into place when complete, so it is never
 half-written, and later calls return at once.  Default location: ``$UNIRESTORE_DATA/embedded``, else
 ``<repository>/data/embedded`` (git-ignored) when the package runs from a checkout, else

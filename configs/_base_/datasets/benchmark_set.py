@@ -1,4 +1,5 @@
-# A fixed degraded set written by tools/make_benchmark_set.py, read back through its manifest.
+# A fixed degraded set written by tools/dataset_converters/make_benchmark_set.py, read back through its
+# manifest.
 #
 # Folder layout (data_root = the --out folder; see unirestore_mm/datasets/benchmark.py):
 #   <out>/manifest.json                         sources, corruptions, severities, seeds, labels/masks

@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Time one restore pass of a UniRestore preset and check the output is finite.
 
-    python tools/benchmark_restore.py --preset tiny --size 64 --dtype fp32 bf16
-    python tools/benchmark_restore.py --preset sd-turbo --size 512 --device cuda --dtype fp32 bf16
+    python tools/analysis_tools/benchmark_restore.py --preset tiny --size 64 --dtype fp32 bf16
+    python tools/analysis_tools/benchmark_restore.py --preset sd-turbo --size 512 --device cuda --dtype fp32 bf16
 
 Random prior weights unless --prior names a local diffusers folder: the figures are speed and memory, never
 quality.  Prints the machine, torch and diffusers versions with every figure.
@@ -16,7 +16,7 @@ import time
 import diffusers
 import torch
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout without installing
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))  # run from a checkout
 from unirestore_mm.models import UniRestore  # noqa: E402
 
 DTYPES = dict(fp32=torch.float32, bf16=torch.bfloat16, fp16=torch.float16)

@@ -1,14 +1,14 @@
 """Build the embedded benchmark set once (idempotent; see unirestore_mm/datasets/embedded.py).
 
-    python tools/build_embedded_set.py                      # seed 0, 32x32, 4000 train / 500 test
-    python tools/build_embedded_set.py --size 64 --seed 1 --root /data/unirestore
+    python tools/dataset_converters/build_embedded_set.py                      # seed 0, 32x32, 4000 train / 500 test
+    python tools/dataset_converters/build_embedded_set.py --size 64 --seed 1 --root /data/unirestore
 """
 import argparse
 import os
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 from unirestore_mm.datasets import build_embedded_set  # noqa: E402
 

@@ -15,7 +15,7 @@ import time
 import cv2
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 from unirestore_mm.datasets.transforms.degradations import ALL_CORRUPTIONS, corrupt  # noqa: E402
 

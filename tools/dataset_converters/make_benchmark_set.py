@@ -1,9 +1,9 @@
 """Write a fixed degraded benchmark set with a manifest (source file, corruption, severity, seed).
 
     # the embedded set's test split, all 15 ImageNet-C corruptions at severity 3, seed 0:
-    python tools/make_benchmark_set.py --out data/bench/embedded_c3
+    python tools/dataset_converters/make_benchmark_set.py --out data/bench/embedded_c3
     # any folder of clean images, adverse weather at severities 1..5:
-    python tools/make_benchmark_set.py --source path/to/clean --out data/bench/weather \
+    python tools/dataset_converters/make_benchmark_set.py --source path/to/clean --out data/bench/weather \
         --corruptions weather composite --severities 1 2 3 4 5 --seed 0
 
 Read it back with ``dict(type='unirestore_mm.PairedImageDataset', data_root=OUT,
@@ -16,7 +16,7 @@ import os
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 from unirestore_mm.datasets import build_embedded_set, make_benchmark_set  # noqa: E402
 
