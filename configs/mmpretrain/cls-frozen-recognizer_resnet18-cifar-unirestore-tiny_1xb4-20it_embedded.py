@@ -7,10 +7,13 @@
 #       --cfg-options model.recognizers.cls.checkpoint=work_dirs/recognizers/resnet18_cifar_embedded.pth
 # Full scale: restorer=dict(preset='sd-turbo', prior=dict(pretrained=...)), checkpoint= the stage-2 weights,
 # recognizer config 'mmpretrain::resnet/resnet50_8xb32_in1k.py' with its checkpoint, ImageNet data, 8 GPUs.
-_base_ = ['../_base_/models/unirestore_tiny.py', '../_base_/stage_runtime.py']
+_base_ = [
+    '../_base_/models/unirestore_tiny.py',
+    '../_base_/stage_runtime.py',
+    '../_base_/schedules/schedule_unirestore_20it.py',
+]
 
 batch_size = 4
-max_iters = 20
 embedded = dict(root=None, seed=0, size=32, n_train=4000, n_test=500)
 recognizer_config = 'mmpretrain::resnet/resnet18_8xb16_cifar10.py'
 recognizer_checkpoint = 'work_dirs/recognizers/resnet18_cifar_embedded.pth'
@@ -43,11 +46,7 @@ test_dataloader = None
 test_cfg = None
 test_evaluator = None
 
-train_cfg = dict(type='unirestore_mm.ExactResumeIterBasedTrainLoop', max_iters=max_iters)
-optim_wrapper = dict(
-    constructor='unirestore_mm.SqrtScaledOptimWrapperConstructor',
-    lr_scaling=dict(batch_size=batch_size, base_batch_size=64),
-    optimizer=dict(type='AdamW', lr=1e-4, weight_decay=0.01))
-param_scheduler = [dict(type='unirestore_mm.OneCycleCosineLR', pct_start=0.1, div_factor=10.0, by_epoch=False)]
+# the paper's optimisation (schedule_unirestore_20it.py), its lr sqrt-scaled from batch 64 to this one
+optim_wrapper = dict(lr_scaling=dict(batch_size=batch_size))
 custom_hooks = [dict(type='unirestore_mm.TaskDataCheckHook')]
 default_hooks = dict(checkpoint=dict(interval=10), logger=dict(interval=5))

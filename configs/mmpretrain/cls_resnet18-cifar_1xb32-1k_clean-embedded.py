@@ -9,10 +9,10 @@ _base_ = [
     'mmpretrain::_base_/models/resnet18_cifar.py',
     '../_base_/datasets/embedded_cls.py',
     'mmpretrain::_base_/default_runtime.py',
+    '../_base_/schedules/schedule_recognizer_1k.py',
 ]
 custom_imports = dict(imports=['unirestore_mm'], allow_failed_imports=False)
 
-max_iters = 1000
 data_preprocessor = dict(num_classes=10, mean=[125.307, 122.961, 113.8575], std=[51.5865, 50.847, 51.255],
                          to_rgb=True)
 train_dataloader = dict(
@@ -33,10 +33,6 @@ test_dataloader = dict(
 test_cfg = dict()
 test_evaluator = dict(type='mmpretrain.Accuracy', topk=(1, ))
 
-train_cfg = dict(type='unirestore_mm.ExactResumeIterBasedTrainLoop', max_iters=max_iters)
-optim_wrapper = dict(constructor='unirestore_mm.SqrtScaledOptimWrapperConstructor',
-                     optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.01))
-param_scheduler = [dict(type='unirestore_mm.OneCycleCosineLR', pct_start=0.1, by_epoch=False)]
 default_hooks = dict(
     logger=dict(interval=50),
     checkpoint=dict(_delete_=True, type='unirestore_mm.TrainedPartsCheckpointHook', interval=500, max_keep_ckpts=1,

@@ -8,10 +8,9 @@
 # here --, scheduler/, null_embedding.safetensors).  Part 2 trains the UNet on these latents:
 #   OMP_NUM_THREADS=1 python tools/train.py configs/prior/vae_unirestore-tiny_1xb32-1k_embedded.py
 #   OMP_NUM_THREADS=1 python tools/train.py configs/prior/unet_unirestore-tiny_1xb64-600it_embedded.py
-_base_ = ['../_base_/stage_runtime.py']
+_base_ = ['../_base_/stage_runtime.py', '../_base_/schedules/schedule_prior_1k.py']
 
 batch_size = 32
-max_iters = 1000
 embedded = dict(root=None, seed=0, size=32, n_train=4000, n_test=500)
 
 model = dict(type='unirestore_mm.PriorVAEModel', preset='tiny', kl_weight=1e-6,
@@ -34,11 +33,7 @@ val_dataloader = test_dataloader
 val_evaluator = [dict(type='unirestore_mm.PSNR'), dict(type='unirestore_mm.SSIM')]
 test_evaluator = val_evaluator
 
-train_cfg = dict(type='unirestore_mm.ExactResumeIterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
-# a prior trained from scratch wants a far larger step than the restorer's fine-tuning: AdamW 2e-3 at batch 32
-optim_wrapper = dict(optimizer=dict(type='AdamW', lr=2e-3, weight_decay=0.01), clip_grad=dict(max_norm=1.0))
-param_scheduler = [dict(type='unirestore_mm.OneCycleCosineLR', pct_start=0.05, div_factor=10.0, by_epoch=False)]
 default_hooks = dict(checkpoint=dict(interval=500, export_restorer=None), logger=dict(interval=100))
 custom_hooks = [dict(type='unirestore_mm.ExportPriorHook', folder='prior')]

@@ -10,22 +10,19 @@ _base_ = [
     '../_base_/models/unirestore_sd-turbo.py',
     '../_base_/datasets/div2k.py',
     '../_base_/stage_runtime.py',
+    '../_base_/schedules/schedule_unirestore_200k.py',
 ]
 
 batch_size = 6  # per GPU
-max_iters = 200000
 
 model = dict(stage=1)
 train_dataloader = dict(batch_size=batch_size, sampler=dict(_delete_=True, type='InfiniteSampler', shuffle=True))
 val_evaluator = [dict(type='unirestore_mm.PSNR'), dict(type='unirestore_mm.SSIM')]
 test_evaluator = val_evaluator
-train_cfg = dict(type='unirestore_mm.ExactResumeIterBasedTrainLoop', max_iters=max_iters, val_interval=10000)
+train_cfg = dict(val_interval=10000)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
-optim_wrapper = dict(
-    constructor='unirestore_mm.SqrtScaledOptimWrapperConstructor',
-    lr_scaling=dict(batch_size=batch_size, base_batch_size=64),   # x world size x accumulative_counts
-    optimizer=dict(type='AdamW', lr=1e-4, weight_decay=0.01))
-param_scheduler = [dict(type='unirestore_mm.OneCycleCosineLR', pct_start=0.1, div_factor=10.0, by_epoch=False)]
+# the paper's optimisation (schedule_unirestore_200k.py), its lr sqrt-scaled from batch 64 to this one
+optim_wrapper = dict(lr_scaling=dict(batch_size=batch_size))
 default_hooks = dict(checkpoint=dict(interval=5000))
 env_cfg = dict(dist_cfg=dict(backend='nccl'))

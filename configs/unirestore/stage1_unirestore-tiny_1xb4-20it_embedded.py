@@ -7,10 +7,10 @@ _base_ = [
     '../_base_/models/unirestore_tiny.py',
     '../_base_/datasets/embedded_restoration.py',
     '../_base_/stage_runtime.py',
+    '../_base_/schedules/schedule_unirestore_20it.py',
 ]
 
 batch_size = 4
-max_iters = 20
 
 model = dict(stage=1)
 train_dataloader = dict(
@@ -23,11 +23,6 @@ test_dataloader = dict(batch_size=batch_size, num_workers=0, persistent_workers=
 test_evaluator = [dict(type='unirestore_mm.PSNR'), dict(type='unirestore_mm.SSIM')]
 test_cfg = dict(type='TestLoop')
 
-train_cfg = dict(type='unirestore_mm.ExactResumeIterBasedTrainLoop', max_iters=max_iters)
-# the paper's optimisation: AdamW, 1e-4 at batch 64 scaled by sqrt(batch / 64), one-cycle cosine, 10 % warm-up
-optim_wrapper = dict(
-    constructor='unirestore_mm.SqrtScaledOptimWrapperConstructor',
-    lr_scaling=dict(batch_size=batch_size, base_batch_size=64),
-    optimizer=dict(type='AdamW', lr=1e-4, weight_decay=0.01))
-param_scheduler = [dict(type='unirestore_mm.OneCycleCosineLR', pct_start=0.1, div_factor=10.0, by_epoch=False)]
+# the paper's optimisation (schedule_unirestore_20it.py), its lr sqrt-scaled from batch 64 to this one
+optim_wrapper = dict(lr_scaling=dict(batch_size=batch_size))
 default_hooks = dict(checkpoint=dict(interval=10), logger=dict(interval=5))

@@ -6,10 +6,13 @@
 #   bash tools/dist_train.sh configs/unirestore/stage2_unirestore-sd-turbo_8xb6-250k_imagenet-foggycityscapes-div2k.py 8 \
 #       --cfg-options model.restorer.prior.pretrained=/models/sd-turbo \
 #       model.checkpoint=work_dirs/stage1_unirestore-sd-turbo_8xb6-200k_div2k/unirestore.safetensors
-_base_ = ['../_base_/models/unirestore_sd-turbo.py', '../_base_/stage_runtime.py']
+_base_ = [
+    '../_base_/models/unirestore_sd-turbo.py',
+    '../_base_/stage_runtime.py',
+    '../_base_/schedules/schedule_unirestore_250k.py',
+]
 
 batch_size = 6  # per GPU
-max_iters = 250000
 crop = 512
 stage1_weights = 'work_dirs/stage1_unirestore-sd-turbo_8xb6-200k_div2k/unirestore.safetensors'
 cls_config = 'mmpretrain::resnet/resnet50_8xb32_in1k.py'
@@ -90,12 +93,8 @@ test_dataloader = None
 test_cfg = None
 test_evaluator = None
 
-train_cfg = dict(type='unirestore_mm.ExactResumeIterBasedTrainLoop', max_iters=max_iters)
-optim_wrapper = dict(
-    constructor='unirestore_mm.SqrtScaledOptimWrapperConstructor',
-    lr_scaling=dict(batch_size=batch_size, base_batch_size=64),
-    optimizer=dict(type='AdamW', lr=1e-4, weight_decay=0.01))
-param_scheduler = [dict(type='unirestore_mm.OneCycleCosineLR', pct_start=0.1, div_factor=10.0, by_epoch=False)]
+# the paper's optimisation (schedule_unirestore_250k.py), its lr sqrt-scaled from batch 64 to this one
+optim_wrapper = dict(lr_scaling=dict(batch_size=batch_size))
 custom_hooks = [dict(type='unirestore_mm.TaskDataCheckHook')]
 default_hooks = dict(checkpoint=dict(interval=5000))
 model_wrapper_cfg = dict(type='MMDistributedDataParallel', find_unused_parameters=True)

@@ -6,10 +6,13 @@
 #   python tools/train.py configs/unirestore/stage3-new-prompt-vit_unirestore-tiny_1xb4-20it_embedded.py \
 #       --cfg-options model.checkpoint=work_dirs/stage2_unirestore-tiny_1xb4-20it_embedded-3tasks/unirestore.safetensors
 # For a new *task* with its own data, change the dataset and the task's type (cls or seg) and recognizer.
-_base_ = ['../_base_/models/unirestore_tiny.py', '../_base_/stage_runtime.py']
+_base_ = [
+    '../_base_/models/unirestore_tiny.py',
+    '../_base_/stage_runtime.py',
+    '../_base_/schedules/schedule_unirestore_20it.py',
+]
 
 batch_size = 4
-max_iters = 20
 embedded = dict(root=None, seed=0, size=32, n_train=4000, n_test=500)
 stage2_weights = None  # e.g. work_dirs/stage2_unirestore-tiny_1xb4-20it_embedded-3tasks/unirestore.safetensors
 # the new downstream model: the ViT that configs/mmpretrain/cls_vit-tiny-p4_1xb32-1k_clean-embedded.py
@@ -47,11 +50,7 @@ test_dataloader = None
 test_cfg = None
 test_evaluator = None
 
-train_cfg = dict(type='unirestore_mm.ExactResumeIterBasedTrainLoop', max_iters=max_iters)
-optim_wrapper = dict(
-    constructor='unirestore_mm.SqrtScaledOptimWrapperConstructor',
-    lr_scaling=dict(batch_size=batch_size, base_batch_size=64),
-    optimizer=dict(type='AdamW', lr=1e-4, weight_decay=0.01))
-param_scheduler = [dict(type='unirestore_mm.OneCycleCosineLR', pct_start=0.1, div_factor=10.0, by_epoch=False)]
+# the paper's optimisation (schedule_unirestore_20it.py), its lr sqrt-scaled from batch 64 to this one
+optim_wrapper = dict(lr_scaling=dict(batch_size=batch_size))
 custom_hooks = [dict(type='unirestore_mm.TaskDataCheckHook')]
 default_hooks = dict(checkpoint=dict(interval=10), logger=dict(interval=5))
