@@ -20,8 +20,9 @@ import io
 import os
 import os.path as osp
 import random
+import re
 import time
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -197,6 +198,40 @@ def atomic_save_safetensors(tensors: Dict[str, torch.Tensor], path: str, metadat
     atomic_write_bytes(data, path)
 
 
+# -- what a killed writer leaves ------------------------------------------------------------------------------
+_TEMPORARY = re.compile(r'^\.(?P<name>.+?)\.(?P<pid>\d+)(?:\.[0-9a-f]+)?\.tmp$')
+
+
+def remove_stale_temporaries(folder: str, is_ours: Callable[[str], bool]) -> List[str]:
+    """Remove the temporary files (``.<name>.<pid>[.<random>].tmp``) that the atomic writer of a process that
+    no longer runs left in ``folder`` for a destination ``<name>`` with ``is_ours(name)``; return their paths.
+
+    A SIGKILL cannot run clean-up code, so a run killed while writing leaves its partial temporary file behind;
+    the next run removes it.  Files of a live process other than this one (another run writing into the same
+    folder) are kept."""
+    removed = []
+    for entry in sorted(os.listdir(folder)) if osp.isdir(folder) else []:
+        m = _TEMPORARY.match(entry)
+        if m is None or not is_ours(m['name']):
+            continue
+        pid = int(m['pid'])
+        if pid != os.getpid():
+            try:
+                os.kill(pid, 0)
+                continue  # alive (a PermissionError means alive too, under another user)
+            except ProcessLookupError:
+                pass
+            except PermissionError:
+                continue
+        path = osp.join(folder, entry)
+        try:
+            os.remove(path)
+            removed.append(path)
+        except FileNotFoundError:
+            pass
+    return removed
+
+
 # -- the hook ----------------------------------------------------------------------------------------------
 @HOOKS.register_module()
 class TrainedPartsCheckpointHook(Hook):
@@ -233,6 +268,12 @@ class TrainedPartsCheckpointHook(Hook):
         os.makedirs(self.out_dir, exist_ok=True)
         # a resumed run keeps pruning the files of the run it continues
         prefix, suffix = self.filename_tmpl.split('{}')
+        if is_main_process():  # a run killed while writing left a temporary file (never read): remove it
+            ours = (lambda name: name == LAST_CHECKPOINT or name == f'{self.export_restorer}.safetensors'
+                    or (name.startswith(prefix) and name.endswith((suffix, '.safetensors'))))
+            for folder in {self.out_dir, runner.work_dir}:
+                for path in remove_stale_temporaries(folder, ours):
+                    runner.logger.warning(f'removed {path}, left by a run killed while writing a checkpoint')
         found = []
         for name in os.listdir(self.out_dir):
             number = name[len(prefix):len(name) - len(suffix)]
