@@ -212,17 +212,25 @@ def wheel_tag(python: Tuple[int, int], torch_version: str, cuda: Optional[str]) 
 
 
 # ----------------------------------------------------------------------------------------------- probes and CLI
-def _probe_module(name: str) -> Tuple[Optional[str], str]:
-    """(``__version__``, '') of a module imported in a fresh interpreter, or (None, why it failed)."""
-    code = f'import {name}; print({name}.__version__)'
+def _probe_torch() -> Tuple[Optional[str], Optional[str], str]:
+    """(torch version, torchvision version, why torch failed) from a fresh interpreter; None where not importable."""
+    code = ('import sys\n'
+            'import torch\n'
+            'print(torch.__version__)\n'
+            'try:\n'
+            '    import torchvision\n'
+            '    print(torchvision.__version__)\n'
+            'except Exception as err:\n'
+            '    print("none:", repr(err)[:200], file=sys.stderr)\n')
     try:
         out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=300)
     except (OSError, subprocess.TimeoutExpired) as err:
-        return None, f'import {name}: {err}'
-    if out.returncode != 0:
+        return None, None, f'import torch: {err}'
+    lines = out.stdout.split()
+    if out.returncode != 0 or not lines:
         last = (out.stderr.strip().splitlines() or ['failed'])[-1]
-        return None, f'import {name}: {last}'
-    return out.stdout.strip().splitlines()[-1], ''
+        return None, None, f'import torch: {last}'
+    return lines[0], (lines[1] if len(lines) > 1 else None), ''
 
 
 def _nvcc_facts(nvcc: Optional[str]) -> Tuple[Optional[str], Optional[str]]:
@@ -257,8 +265,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if len(argv) != 2:
             print('usage: install_plan.py torch "torch==X torchvision==Y"', file=sys.stderr)
             return 2
-        torch_version, problem = _probe_module('torch')
-        tv_version = _probe_module('torchvision')[0] if torch_version else None
+        torch_version, tv_version, problem = _probe_torch()
         try:
             plan = plan_torch(torch_version, tv_version, argv[1],
                               reinstall=os.environ.get('UNIRESTORE_REINSTALL_TORCH', '0') == '1',
