@@ -126,3 +126,16 @@ def test_optional_packages_are_not_needed_at_import_and_name_their_extra():
     assert 'unirestore_mm[timm]' in messages['load_efficientnet_lite']
     assert 'unirestore_mm[optional]' in messages['load_sample_photos']
     assert 'unirestore_mm[optional]' in messages['_load_skimage_sources']
+
+
+def test_source_distribution_carries_the_requirement_files(monkeypatch):
+    """setup.py reads requirements/*.txt and requirements.txt, so MANIFEST.in must put them into an sdist."""
+    from setuptools.command.egg_info import FileList
+    monkeypatch.chdir(REPO)
+    files = FileList()
+    files.findall('.')
+    with open('MANIFEST.in', encoding='utf-8') as f:
+        for line in f:
+            if line.strip() and not line.lstrip().startswith('#'):
+                files.process_template_line(line.strip())
+    assert {'requirements.txt', *(f'requirements/{f}' for f in REQ_FILES)} <= set(files.files)
