@@ -16,6 +16,12 @@ it falls in.
 Cells are appended to ``cells.jsonl`` as they finish (by rank 0), so an interrupted run goes on where it stopped;
 a cell is tied to its row's settings (restorer file, task, steps, seed), and results of other settings in the same
 work dir are refused rather than mixed.
+
+Bad files (an image that cannot be read or decoded, a cut PNG/JPEG, a missing clean file, a pair of different
+sizes) are left out of the cell they belong to, which is computed over the other images: its ``images`` is the
+number evaluated and ``failed`` lists ``[path, reason]`` of the left-out ones (the data set is wrapped in
+:class:`~unirestore_mm.engine.tolerant_test.SkipBadSamples`).  A resumed run keeps such cells (and reports their
+files again); after mending the files, ``--overwrite`` recomputes everything.
 """
 import copy
 import hashlib
@@ -31,6 +37,7 @@ import numpy as np
 import torch
 
 from ..datasets.transforms.degradations import check_severity, sample_seed
+from ..engine.tolerant_test import SkipBadSamples, evaluate_by_index, gather_bad, is_bad
 from ..datasets.transforms.transforms import _expand_corruptions
 from ..evaluation.task_benchmark import _atomic_text, load_cells
 
@@ -267,6 +274,7 @@ class _Head(torch.utils.data.Dataset):
     def __init__(self, dataset, n: int):
         self.dataset, self.n = dataset, min(int(n), len(dataset))
         self.metainfo = getattr(dataset, 'metainfo', {})
+        self.missing = getattr(dataset, 'missing', [])
 
     def __len__(self):
         return self.n
@@ -342,7 +350,10 @@ class BenchmarkData:
         if len(first) == 0:
             raise BenchmarkError(f'data {config}: the data set is empty (check its data_root and ann_file)')
         self.size = len(first)
-        probe = first[0]
+        probe = next((s for s in (first[i] for i in range(len(first))) if not is_bad(s)), None)
+        if probe is None:
+            raise BenchmarkError(f'data {config}: every one of its {len(first)} samples is a bad file (the first: '
+                                 f'{first[0]["__bad_sample__"]["path"]}: {first[0]["__bad_sample__"]["reason"]})')
         sample = probe['data_samples']
         self.has_clean = 'gt_img' in sample
         self.has_label = 'gt_label' in sample
@@ -361,8 +372,6 @@ class BenchmarkData:
     def dataset(self, cond: Condition):
         """The data set under ``cond`` (``CLEAN``: the first condition's; only its clean images are used)."""
         from mmengine.registry import DefaultScope
-
-        from ..registry import DATASETS
         if cond == CLEAN:
             cond = self.conditions[0]
         cfg = copy.deepcopy(self.loader_cfg['dataset'])
@@ -375,7 +384,7 @@ class BenchmarkData:
         elif self.mode == 'manifest':
             cfg['select_degradation'] = dict(name=cond.corruption, severity=cond.severity)
         with DefaultScope.overwrite_default_scope('unirestore_mm'):
-            dataset = DATASETS.build(cfg)
+            dataset = SkipBadSamples(cfg)  # a sample with a bad file comes out as a marker (is_bad), not an error
         return dataset if self.limit is None else _Head(dataset, self.limit)
 
     def loader(self, dataset, batch_size: int, num_workers: int = 0):
@@ -528,8 +537,17 @@ def run_benchmark(data: BenchmarkData, restorers: Dict[str, Any], row_specs: Seq
         tasks_of = tasks_by_restorer(rows)
         quality = {r.name: _pair_evaluator() for r in rows} if data.has_clean else {}
         evaluators = {(r.name, m.name): m.new_evaluator(data.classes) for r in rows for m in models}
+        bad = list(getattr(dataset, 'missing', []))  # left out when the data set was built (no clean match)
+        ran: List[int] = []  # data set index of every sample evaluated here, in order
         for batch in data.loader(dataset, batch_size, num_workers):
+            bad += [s['__bad_sample__'] for _, s in batch if is_bad(s)]
+            batch = [(i, s) for i, s in batch if not is_bad(s)]
+            if not batch:
+                if bar is not None:
+                    bar.update()
+                continue
             indices = [int(i) for i, _ in batch]
+            ran += indices
             samples = [s for _, s in batch]
             degraded = [_to_rgb01(s['inputs']) for s in samples]
             clean = [_to_rgb01(s['data_samples'].gt_img) if data.has_clean else None for s in samples]
@@ -554,17 +572,29 @@ def run_benchmark(data: BenchmarkData, restorers: Dict[str, Any], row_specs: Seq
                     evaluators[(r.name, m.name)].process(data_batch=packed, data_samples=m.predict(packed))
             if bar is not None:
                 bar.update()
+        bad = gather_bad(bad)  # every process's (a collective call: every process is here)
+        failed = [[b['path'], b['reason']] for b in bad]
+        lost = len({b['index'] for b in bad if b['index'] >= 0})
+
+        def evaluate(evaluator):
+            # a left-out sample leaves the processes with different numbers of results: match them by index
+            if world > 1 and bad:
+                return evaluate_by_index(evaluator, ran)
+            return evaluator.evaluate(data.size)
+
         for r in rows:
             cell = dict(row=r.name, condition=cond.key, corruption=cond.corruption, severity=cond.severity,
-                        images=data.size, fingerprint=r.fingerprint)
+                        images=data.size - lost, fingerprint=r.fingerprint)
+            if failed:
+                cell['failed'] = failed
             if r.name in quality:
-                q = quality[r.name].evaluate(data.size)
+                q = evaluate(quality[r.name])
                 identical = r.source == 'clean'
                 cell['PSNR'] = None if identical else q['PSNR']
                 cell['SSIM'] = None if identical else q['SSIM']
             for m in models:
                 with _quiet():
-                    scores = evaluators[(r.name, m.name)].evaluate(data.size)
+                    scores = evaluate(evaluators[(r.name, m.name)])
                 for k, v in scores.items():
                     cell[f'{m.name}/{k}'] = float(v) if np.ndim(v) == 0 else None
             if rank == 0:
@@ -641,7 +671,16 @@ def check_settings(work_dir: str, settings: dict) -> None:
 # ---------------------------------------------------------------------------------------------------------------
 # Tables
 # ---------------------------------------------------------------------------------------------------------------
-META_KEYS = ('row', 'condition', 'corruption', 'severity', 'images', 'fingerprint')
+META_KEYS = ('row', 'condition', 'corruption', 'severity', 'images', 'fingerprint', 'failed')
+
+
+def failed_files(cells: Sequence[dict]) -> List[Tuple[str, str, int]]:
+    """``(path, reason, number of cells)`` of every file left out of some cell, sorted by path."""
+    count: Dict[Tuple[str, str], int] = {}
+    for c in cells:
+        for path, reason in c.get('failed') or []:
+            count[(path, reason)] = count.get((path, reason), 0) + 1
+    return [(p, r, n) for (p, r), n in sorted(count.items())]
 
 
 def metric_names(cells: Sequence[dict]) -> List[str]:
@@ -734,6 +773,8 @@ def grid_tiles(data: BenchmarkData, restorers: Dict[str, Any], row_specs: Sequen
     tiles, titles = [], []
     for cond in conds:
         sample = data.dataset(cond)[index]
+        if is_bad(sample):  # that image is a bad file under this condition: no tile line for it
+            continue
         x = _to_rgb01(sample['inputs'])
         clean = _to_rgb01(sample['data_samples'].gt_img) if data.has_clean else None
         restored = {(rname, t): ys[0] for rname, tasks in tasks_by_restorer(row_specs).items()
