@@ -33,7 +33,7 @@ from typing import Dict, List, Optional, Sequence
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
 from unirestore_mm.apis.demo_eval import recognizer_checkpoint, run_evaluation  # noqa: E402
-from unirestore_mm.engine.checkpoint import atomic_write_bytes  # noqa: E402
+from unirestore_mm.utils.fileio import atomic_write_bytes  # noqa: E402
 
 DONE = 'demo_step_done.json'
 STARTED = 'demo_step_started.json'

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ..datasets.transforms.degradations import IMAGENET_C_CORRUPTIONS, WEATHER_CORRUPTIONS
-from ..engine.checkpoint import atomic_write_bytes
+from ..utils.fileio import atomic_write_bytes
 from ..evaluation.task_benchmark import Row, evaluate_rows, summarise, write_tables
 
 __all__ = ['run_evaluation', 'load_test_set', 'check_goals', 'recognizer_checkpoint']

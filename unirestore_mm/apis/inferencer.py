@@ -357,9 +357,7 @@ class UniRestoreInferencer(BaseInferencer):
                     on_error: str = 'raise') -> List[BaseDataElement]:
         """Turn each restored sample's ``pred_img`` into the input's convention (``prediction``), write it to
         ``pred_out_dir`` and its visualisation to ``vis_out_dir`` (atomically: a temporary file, then a rename)."""
-        import cv2
-
-        from ..engine.checkpoint import atomic_write_bytes
+        from ..utils.fileio import atomic_imwrite
         for i, s in enumerate(preds):
             if s.status != 'restored':
                 continue
@@ -375,10 +373,7 @@ class UniRestoreInferencer(BaseInferencer):
                 writes.append(('vis_file', osp.join(vis_out_dir, name), np.ascontiguousarray(vis[..., ::-1])))
             try:
                 for key, path, arr in writes:
-                    ok, buf = cv2.imencode(osp.splitext(path)[1] or '.png', arr)
-                    if not ok:
-                        raise OSError(f'cannot encode a {arr.dtype} image as {osp.splitext(path)[1]!r}')
-                    atomic_write_bytes(buf.tobytes(), path)
+                    atomic_imwrite(arr, path, ext=osp.splitext(path)[1] or '.png')
                     s.set_metainfo({key: path})
             except Exception as e:  # noqa: BLE001 - a full disk or an unwritable folder fails this image only
                 if on_error == 'raise':

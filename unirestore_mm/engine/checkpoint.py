@@ -16,7 +16,6 @@
   of every process (Python, NumPy, torch CPU and CUDA), restored after the data loader has been advanced
   (see :class:`~unirestore_mm.engine.loops.ExactResumeIterBasedTrainLoop`).
 """
-import io
 import os
 import os.path as osp
 import random
@@ -33,6 +32,8 @@ from mmengine.model import is_model_wrapper
 from torch import nn
 
 from ..registry import HOOKS
+# the package's one atomic writer; re-exported here, where earlier code and scripts import it from
+from ..utils.fileio import atomic_save_safetensors, atomic_torch_save, atomic_write_bytes  # noqa: F401
 
 LAST_CHECKPOINT = 'last_checkpoint'
 _HB_TAG = '__history_buffer__'
@@ -152,50 +153,6 @@ def restore_pending_rng(runner) -> bool:
     set_rng_state(state)
     setattr(runner, _PENDING_RNG, None)
     return True
-
-
-# -- atomic files ------------------------------------------------------------------------------------------
-def _fsync_dir(path: str) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(data: bytes, path: str) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the whole new one, never a part."""
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = osp.join(folder, f'.{osp.basename(path)}.{os.getpid()}.tmp')
-    try:
-        with open(tmp, 'wb') as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(folder)
-    finally:
-        if osp.exists(tmp):
-            os.remove(tmp)
-
-
-def atomic_torch_save(obj: Any, path: str) -> None:
-    buf = io.BytesIO()
-    torch.save(obj, buf)
-    atomic_write_bytes(buf.getvalue(), path)
-
-
-def atomic_save_safetensors(tensors: Dict[str, torch.Tensor], path: str, metadata: Optional[dict] = None) -> None:
-    from safetensors.torch import save
-    data = save({k: v.detach().cpu().contiguous() for k, v in tensors.items()},
-                metadata={k: str(v) for k, v in (metadata or {}).items()})
-    atomic_write_bytes(data, path)
 
 
 # -- what a killed writer leaves ------------------------------------------------------------------------------
@@ -373,5 +330,11 @@ class TrainedPartsCheckpointHook(Hook):
 
 
 def load_training_checkpoint(path: str, map_location='cpu') -> dict:
-    """Read one of this hook's files (``weights_only=True``)."""
-    return torch.load(path, map_location=map_location, weights_only=True)
+    """Read one of this hook's files (``.pth`` with ``torch.load(weights_only=True)``, or its ``.safetensors``).
+
+    A file holding other Python objects (a pickle that would run code) is refused with a ``ValueError`` naming it.
+    """
+    from ..models.checkpoint_io import load_checkpoint_file
+    return load_checkpoint_file(path, 'training checkpoint', map_location=map_location,
+                                pickle_hint="This package's checkpoints hold only tensors and plain values: "
+                                'the file was not written by TrainedPartsCheckpointHook, or it was altered.')

@@ -29,8 +29,8 @@ from mmengine.model import is_model_wrapper
 from mmengine.structures import BaseDataElement
 
 from ..registry import HOOKS
+from ..utils.fileio import atomic_imwrite
 from ..visualization.visualizer import _to_uint8_rgb
-from .checkpoint import atomic_write_bytes
 
 HOOK_TYPE = 'RestorationVisualizationHook'
 
@@ -217,7 +217,4 @@ class RestorationVisualizationHook(Hook):
                 name = f'{name}_{idx}'
             self._names.add(name)
             panel = restoration_panel(degraded, dict(pred_img=pred, **({} if gt is None else dict(gt_img=gt))))
-            ok, buf = cv2.imencode('.png', np.ascontiguousarray(panel[..., ::-1]))
-            if not ok:
-                raise RuntimeError(f'{HOOK_TYPE}: could not encode the picture of {name}')
-            atomic_write_bytes(buf.tobytes(), osp.join(self._test_dir, f'{name}.png'))
+            atomic_imwrite(panel[..., ::-1], osp.join(self._test_dir, f'{name}.png'))

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from ..datasets.transforms.degradations import corrupt, sample_seed
-from ..engine.checkpoint import atomic_write_bytes
+from ..utils.fileio import atomic_write_text
 from .metrics import psnr, ssim
 
 __all__ = ['Row', 'degrade_set', 'restore_with_prompts', 'evaluate_rows', 'summarise', 'write_tables',
@@ -234,4 +234,5 @@ def _num(v) -> str:
 
 
 def _atomic_text(path: str, text: str) -> None:
-    atomic_write_bytes(text.encode('utf-8'), path)
+    """``atomic_write_text`` with the arguments in this module's order (``apis.benchmark`` imports it)."""
+    atomic_write_text(text, path)

@@ -40,12 +40,12 @@ or from the command line::
 """
 import argparse
 import os
-import os.path as osp
 import re
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 
+from ..utils.fileio import atomic_save_safetensors
 from .checkpoint_io import load_checkpoint_file
 
 __all__ = ['AUTHOR_PREFIXES', 'check_against_model', 'convert_author_state_dict', 'load_author_checkpoint',
@@ -239,12 +239,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         with torch.device('meta'):
             model = UniRestore(preset=args.check_preset)
         check_against_model(model, state, strict=True)
-    from safetensors.torch import save_file
-    out_dir = osp.dirname(osp.abspath(args.out))
-    os.makedirs(out_dir, exist_ok=True)
-    tmp = args.out + '.tmp'
-    save_file({k: v.contiguous() for k, v in state.items()}, tmp, metadata={'format': 'pt'})
-    os.replace(tmp, args.out)
+    atomic_save_safetensors(state, args.out, metadata={'format': 'pt'})
     print(f'wrote {len(state)} tensors to {args.out}; skipped {len(skipped)} keys (frozen prior or other)')
 
 

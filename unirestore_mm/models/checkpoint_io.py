@@ -55,23 +55,49 @@ def load_checkpoint_file(path: str, what: str, allow_pickle: bool = False, pickl
     """The content of a ``.safetensors`` file (a dict of tensors) or of a torch file.
 
     Torch files are read with ``torch.load(weights_only=True)``, MMEngine's few non-tensor types allowed.  A
-    file that still holds other Python objects raises ``ValueError`` naming ``what`` and ``pickle_hint`` (how
-    to opt in), unless ``allow_pickle``: then it is unpickled (only for files you trust).
+    file that still holds other Python objects (a pickle that would run code when unpickled included) raises
+    ``ValueError`` naming ``what``, the file and ``pickle_hint`` (how to opt in), unless ``allow_pickle``: then
+    it is unpickled (only for files you trust).  A file that is not a readable safetensors/torch file raises
+    ``ValueError`` naming it; a missing one ``FileNotFoundError``.
     """
     if not osp.isfile(path):
         raise FileNotFoundError(f'{what} not found: no file at {path!r}')
     if path.endswith('.safetensors'):
         from safetensors.torch import load_file
-        return load_file(path, device=str(map_location))
+        try:
+            return load_file(path, device=str(map_location))
+        except OSError:
+            raise
+        except Exception as err:  # noqa: BLE001 - safetensors' own error types; no code runs on this path
+            raise ValueError(f'{what} {path!r} is not a valid .safetensors file ({type(err).__name__}: '
+                             f'{str(err).splitlines()[0][:200] if str(err) else ""})') from None
     try:
         with torch.serialization.safe_globals(mmengine_safe_globals()):
             return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
         if not allow_pickle:
             raise ValueError(
-                f'{what} {path!r} holds Python objects that torch.load(weights_only=True) refuses '
-                f'({str(err).splitlines()[0][:200]}). {pickle_hint}'.rstrip()) from None
-        return torch.load(path, map_location=map_location, weights_only=False)
+                f'{what} {path!r} holds Python objects that torch.load(weights_only=True) refuses, so it was not '
+                f'loaded ({_first_reason(err)}). {pickle_hint}'.rstrip()) from None
+    except OSError:
+        raise
+    except Exception as err:  # noqa: BLE001 - a truncated or foreign file: torch raises RuntimeError, EOFError ...
+        raise ValueError(f'{what} {path!r} is not a readable torch checkpoint ({type(err).__name__}: '
+                         f'{_first_reason(err)})') from None
+    return torch.load(path, map_location=map_location, weights_only=False)
+
+
+def _first_reason(err: BaseException) -> str:
+    """What torch's (long) weights_only message says is wrong, e.g. "Unsupported global: GLOBAL posix.system"."""
+    text = ' '.join(str(err).split())
+    key = 'WeightsUnpickler error:'
+    if key in text:  # drop torch's advice to allowlist the offending global, which is the very thing to avoid
+        reason = text.split(key, 1)[1]
+        for stop in (' was not an allowed global', ' Check the documentation', '. Please use'):
+            reason = reason.split(stop, 1)[0]
+        if reason.strip():
+            return reason.strip()[:300]
+    return text[:300] or type(err).__name__
 
 
 def load_checkpoint_state(path: str, map_location: Union[str, torch.device] = 'cpu') -> Dict[str, torch.Tensor]:

@@ -12,12 +12,17 @@ from a file (``.safetensors`` with key ``null_embedding``, or a ``.pt`` tensor),
 import importlib.util
 import os
 import os.path as osp
-import tempfile
 from typing import Any, Dict, Optional, Union
 
 import torch
 from diffusers import AutoencoderKL, DDIMScheduler, DDPMScheduler, UNet2DConditionModel
 from torch import nn
+
+from ..utils.fileio import atomic_save_safetensors
+from .checkpoint_io import load_checkpoint_file
+
+# the name earlier code and tests import
+_atomic_save_safetensors = atomic_save_safetensors
 
 NULL_EMBEDDING_FILE = 'null_embedding.safetensors'
 
@@ -27,31 +32,14 @@ SD_SCHEDULER = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012
                     timestep_spacing='trailing')
 
 
-def _atomic_save_safetensors(tensors: Dict[str, torch.Tensor], path: str) -> None:
-    from safetensors.torch import save_file
-    fd, tmp = tempfile.mkstemp(dir=osp.dirname(path) or '.', suffix='.tmp')
-    os.close(fd)
-    try:
-        save_file({k: v.contiguous() for k, v in tensors.items()}, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def load_null_embedding(path: str) -> torch.Tensor:
     """Read an empty-prompt embedding of shape (1, tokens, dim) from a .safetensors or .pt file."""
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'null_embedding: no file at {path!r}')
+    # safetensors, or torch.load(weights_only=True): a pickle that would run code is refused, naming the file
+    emb = load_checkpoint_file(path, 'null_embedding')
     if path.endswith('.safetensors'):
-        from safetensors.torch import load_file
-        tensors = load_file(path)
-        if 'null_embedding' not in tensors:
-            raise ValueError(f'null_embedding: {path!r} has keys {sorted(tensors)}, expected "null_embedding"')
-        emb = tensors['null_embedding']
-    else:
-        emb = torch.load(path, map_location='cpu', weights_only=True)
+        if 'null_embedding' not in emb:
+            raise ValueError(f'null_embedding: {path!r} has keys {sorted(emb)}, expected "null_embedding"')
+        emb = emb['null_embedding']
     if not isinstance(emb, torch.Tensor) or emb.dim() not in (2, 3):
         raise ValueError(f'null_embedding: {path!r} must hold a (tokens, dim) or (1, tokens, dim) tensor')
     return emb[None] if emb.dim() == 2 else emb[:1]
@@ -147,7 +135,7 @@ class DiffusionPrior(nn.Module):
         else:
             emb = compute_null_embedding(path)
             if os.access(path, os.W_OK):
-                _atomic_save_safetensors({'null_embedding': emb}, cached)
+                atomic_save_safetensors({'null_embedding': emb}, cached)
         prior = cls(vae, unet, sched, emb, source=path)
         prior.build_config = dict(pretrained=path, null_embedding=null_embedding)
         return prior

@@ -21,7 +21,7 @@ from torch.nn import functional as F
 
 from .checkpoint_io import load_checkpoint_file
 
-__all__ = ['Recognizer', 'build_recognizer', 'load_recognizer_checkpoint']
+__all__ = ['Recognizer', 'build_recognizer', 'load_recognizer_checkpoint', 'preprocessor_flips_channels']
 
 
 def _load_config(config, cfg_options: Optional[dict] = None) -> Dict[str, Any]:
@@ -85,6 +85,45 @@ def load_recognizer_checkpoint(path: str, allow_pickle: bool = False) -> Dict[st
     return dict(state_dict=state, meta=meta)
 
 
+def preprocessor_flips_channels(pre, mean: Optional[torch.Tensor] = None, std: Optional[torch.Tensor] = None) -> bool:
+    """Whether a data preprocessor reverses the channel order of 3-channel images (BGR -> RGB).
+
+    Found through the preprocessor's public ``forward`` rather than its settings, whose names differ between
+    libraries (mmpretrain ``to_rgb``, mmseg ``channel_conversion``, mmengine a private ``_channel_conversion``):
+    a 2x2 probe image with three different channel values goes through ``pre(data, training=False)``, the
+    output is un-normalised with ``mean`` and ``std`` (``(1, C, 1, 1)``, default 0 and 1) and compared with the
+    probe and with the probe reversed.  ``None`` (no preprocessor) does not flip.
+
+    Raises ``ValueError`` naming the preprocessor when its output is neither: it does more than a channel flip
+    and a mean/std normalisation, which :class:`Recognizer` cannot reproduce on restored images.
+    """
+    if pre is None:
+        return False
+    from mmengine.structures import BaseDataElement
+    values = torch.tensor([40, 120, 200], dtype=torch.uint8)
+    probe = values.view(3, 1, 1).expand(3, 2, 2).contiguous()
+    try:
+        with torch.no_grad():
+            out = pre(dict(inputs=[probe.clone()], data_samples=[BaseDataElement()]), training=False)
+    except Exception as err:  # noqa: BLE001 - re-raised with what was tried
+        raise ValueError(f'recognizer: cannot tell the channel order its data preprocessor '
+                         f'({type(pre).__name__}) gives the network: running it on a 3x2x2 uint8 probe image '
+                         f'failed ({type(err).__name__}: {err})') from err
+    y = out['inputs'] if isinstance(out, dict) else out
+    y = y[0].detach().float().cpu()[:, :2, :2]  # first image, without any bottom/right padding
+    m = mean.detach().float().cpu().view(-1, 1, 1) if mean is not None else torch.zeros(1, 1, 1)
+    s = std.detach().float().cpu().view(-1, 1, 1) if std is not None else torch.ones(1, 1, 1)
+    seen = y * s + m
+    ref = probe.float()
+    if y.shape == ref.shape and torch.allclose(seen, ref, atol=1e-3):
+        return False
+    if y.shape == ref.shape and torch.allclose(seen, ref.flip(0), atol=1e-3):
+        return True
+    raise ValueError(f'recognizer: its data preprocessor ({type(pre).__name__}) does more than a channel flip and '
+                     f'a mean/std normalisation: the probe pixel {values.tolist()} came out as '
+                     f'{seen[:, 0, 0].tolist()} after un-normalising')
+
+
 class Recognizer(nn.Module):
     """A built mmpretrain classifier or mmseg segmentor that takes RGB images in [0, 1].
 
@@ -134,10 +173,10 @@ class Recognizer(nn.Module):
                                       else torch.zeros(1, c, 1, 1)), persistent=False)
         self.register_buffer('std', (std.detach().float().view(1, -1, 1, 1) if std is not None
                                      else torch.ones(1, c, 1, 1)), persistent=False)
-        # The preprocessors flip BGR (as loaded) to RGB when to_rgb (mmpretrain) / channel_conversion (mmseg) is
-        # set; restored images are RGB already, so flip them only for a recognizer that does *not* convert.
-        flips = any(bool(getattr(pre, attr, False)) for attr in ('to_rgb', 'channel_conversion', '_channel_conversion'))
-        self.expects_bgr = not flips
+        # Datasets load BGR (mmcv); a preprocessor set to convert (mmpretrain's to_rgb, mmseg's and mmengine's
+        # bgr_to_rgb) gives the network RGB.  Restored images are RGB already, so flip them only for a
+        # recognizer whose preprocessor does *not* convert, i.e. whose network was trained on BGR.
+        self.expects_bgr = not preprocessor_flips_channels(pre, self.mean, self.std)
         head_align = getattr(getattr(model, 'decode_head', None), 'align_corners', False)
         self.align_corners = bool(head_align) if align_corners is None else align_corners
         if frozen:

@@ -16,7 +16,6 @@ and batching can wrap it.
 import json
 import os
 import os.path as osp
-import tempfile
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Union
 
@@ -25,6 +24,7 @@ from diffusers.utils.torch_utils import randn_tensor
 from torch import nn
 
 from ..registry import MODELS
+from ..utils.fileio import atomic_save_safetensors, atomic_write_text
 from .autoencoder import EncoderOutput, decode_with_tfa, encode_with_cfrm, needs_grad
 from .checkpoint_io import WEIGHTS_NAME, load_restorer_state
 from .cfrm import CFRM
@@ -222,7 +222,9 @@ class UniRestore(nn.Module):
             generator = torch.Generator(device=self._device()).manual_seed(int(seed))
         size = tuple(x.shape[-2:])
         param = next(self.cfrm.parameters())
-        x = x.to(device=param.device, dtype=param.dtype)
+        # contiguous: the same values give the same result whatever the input's memory layout (channels-last or
+        # strided inputs would otherwise run kernels that sum in another order)
+        x = x.to(device=param.device, dtype=param.dtype).contiguous()
         x = resize_short_side(x, self.min_size if min_size == 'default' else min_size, clamp=antialias)
         scaled = tuple(x.shape[-2:])
         x, _ = pad_to_multiple(x, self.size_divisor)
@@ -241,22 +243,10 @@ class UniRestore(nn.Module):
     # -- persistence --------------------------------------------------------------------------------------
     def save_pretrained(self, save_directory: str) -> None:
         """Write ``config.json`` and ``model.safetensors`` (the restorer's own weights, not the prior)."""
-        from safetensors.torch import save_file
         os.makedirs(save_directory, exist_ok=True)
-        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
         config = _jsonable(dict(self.config, tasks=self.tasks))
-        for name, write in ((WEIGHTS_NAME, lambda p: save_file(state, p, metadata={'format': 'pt'})),
-                            (CONFIG_NAME, lambda p: _write_json(config, p))):
-            path = osp.join(save_directory, name)
-            fd, tmp = tempfile.mkstemp(dir=save_directory, prefix=f'.{name}.', suffix='.tmp')
-            os.close(fd)
-            try:
-                write(tmp)
-                os.replace(tmp, path)
-            except BaseException:
-                if osp.exists(tmp):
-                    os.remove(tmp)
-                raise
+        atomic_save_safetensors(self.state_dict(), osp.join(save_directory, WEIGHTS_NAME), metadata={'format': 'pt'})
+        atomic_write_text(json.dumps(config, indent=2, sort_keys=True) + '\n', osp.join(save_directory, CONFIG_NAME))
 
     @classmethod
     def from_pretrained(cls, directory: str, prior: Union[Dict[str, Any], DiffusionPrior, str, None] = None,
@@ -281,12 +271,6 @@ class UniRestore(nn.Module):
         torch checkpoint (a bare state dict, MMEngine's ``{'state_dict': ...}``, a training checkpoint of
         this package whatever the prefix).  A file that does not match raises ``ValueError`` naming the keys."""
         load_restorer_state(self, path, map_location, strict=strict)
-
-
-def _write_json(obj, path: str) -> None:
-    with open(path, 'w', encoding='utf-8') as f:
-        json.dump(obj, f, indent=2, sort_keys=True)
-        f.write('\n')
 
 
 def _drop_prior_keys(module: UniRestore, state_dict, prefix: str, local_metadata) -> None:

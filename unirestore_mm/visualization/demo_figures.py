@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from ..datasets.embedded import EMBEDDED_PALETTE
-from ..engine.checkpoint import atomic_write_bytes
+from ..utils.fileio import atomic_write_bytes
 from ..evaluation.task_benchmark import degrade_set, restore_with_prompts, to_tensor
 
 __all__ = ['FAMILIES', 'image_grids', 'bar_chart']

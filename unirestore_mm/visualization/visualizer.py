@@ -52,8 +52,8 @@ class RestorationVisualizer(Visualizer):
         if show:
             self.show(drawn, win_name=name, wait_time=wait_time)
         if out_file is not None:
-            import cv2
-            cv2.imwrite(out_file, drawn[..., ::-1])
+            from ..utils.fileio import atomic_imwrite
+            atomic_imwrite(drawn[..., ::-1], out_file)
         else:
             self.add_image(name, drawn, step)
         return drawn
