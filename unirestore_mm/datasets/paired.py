@@ -17,9 +17,10 @@ import logging
 import os
 import os.path as osp
 import re
-from typing import Callable, List, Optional, Sequence, Union
+from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import cv2
+import numpy as np
 from mmengine.dataset import BaseDataset, Compose
 from mmengine.logging import print_log
 
@@ -34,11 +35,52 @@ class CorruptSampleError(RuntimeError):
     """A sample could not be prepared; the message names the sample's files."""
 
 
-def _is_file_error(err: BaseException) -> bool:
-    if isinstance(err, (CorruptImageError, OSError, cv2.error)):
-        return True
-    # mmcv's LoadImageFromFile asserts on undecodable files ("failed to load image: <path>").
-    return isinstance(err, (AssertionError, ValueError)) and 'load' in str(err).lower()
+# Exceptions that are about a file by their type: this package's CorruptImageError (undecodable, unreadable or
+# mismatched images) and OSError with its subclasses (FileNotFoundError, IsADirectoryError, PermissionError, and
+# PIL's UnidentifiedImageError).
+FILE_ERRORS = (CorruptImageError, OSError)
+
+
+def _probe_file(path: str) -> None:
+    """Read and decode one of a sample's files; raise a :data:`FILE_ERRORS` exception naming it if it cannot be.
+
+    Local paths are opened directly (so FileNotFoundError, IsADirectoryError, PermissionError come through as
+    they are); URIs (``s3://...``) through mmengine's file backends.
+    """
+    path = os.fspath(path)
+    if '://' in path:
+        from mmengine.fileio import get
+        data = get(path)
+    else:
+        with open(path, 'rb') as f:
+            data = f.read()
+    try:
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) if data else None
+    except cv2.error:
+        img = None
+    if img is None:
+        raise CorruptImageError(f'cannot decode image file {path} ({len(data)} bytes)')
+
+
+def file_error(err: BaseException, paths: Dict[str, str]) -> Optional[BaseException]:
+    """The file error behind ``err``, or ``None`` when ``err`` is not about the sample's files (a bug).
+
+    ``err`` is a file error by its type (:data:`FILE_ERRORS`).  Other libraries' loaders do not say so by type:
+    mmcv's ``LoadImageFromFile`` asserts (``AssertionError``), mmseg's ``LoadAnnotations`` calls a method of
+    ``None`` (``AttributeError``), OpenCV raises ``cv2.error`` on an empty buffer.  For any other exception the
+    sample's files (``paths``) are read again: the first one that cannot be read or decoded gives the file
+    error; if they all can, ``err`` is a bug and ``None`` is returned.
+    """
+    if isinstance(err, FILE_ERRORS):
+        return err
+    for path in paths.values():
+        if not isinstance(path, (str, os.PathLike)):
+            continue
+        try:
+            _probe_file(path)
+        except FILE_ERRORS as probe_err:
+            return probe_err
+    return None
 
 
 def guarded_getitem(dataset, idx: int, prepare: Callable[[int], Optional[dict]], on_corrupt: str,
@@ -56,7 +98,10 @@ def guarded_getitem(dataset, idx: int, prepare: Callable[[int], Optional[dict]],
             except Exception:  # noqa: BLE001
                 paths = {}
             msg = f'{type(dataset).__name__}[{idx}] {paths}: {type(err).__name__}: {err}'
-            if on_corrupt == 'raise' or not _is_file_error(err):
+            cause = file_error(err, paths)
+            if cause is not None and cause is not err:
+                msg += f' (the file: {type(cause).__name__}: {cause})'
+            if on_corrupt == 'raise' or cause is None:
                 raise CorruptSampleError(msg) from err
             print_log(f'skipping a corrupt sample (on_corrupt="skip"): {msg}', logger='current',
                       level=logging.WARNING)
