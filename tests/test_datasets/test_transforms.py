@@ -1,10 +1,15 @@
 """The registered transforms: RandomDegradation, Degradation, Add*, loading, cropping, packing."""
+import inspect
+
 import numpy as np
 import pytest
+from mmcv.transforms import BaseTransform
 
 from unirestore_mm.datasets.transforms import (NAMED_DEGRADATIONS, PAPER_SEVERITY_PROBS, AddFog,
-                                               AddGaussianNoise, Degradation, LoadPairedImages,
-                                               PackRestorationInputs, PairedRandomCrop, RandomDegradation)
+                                               AddGaussianNoise, Degradation, LoadCleanImage, LoadPairedImages,
+                                               PackRestorationInputs, PairedRandomCrop, RandomDegradation,
+                                               RestoreImage)
+from unirestore_mm.datasets.transforms import degradations as D
 from unirestore_mm.registry import TRANSFORMS
 
 from .helpers import textured
@@ -147,6 +152,49 @@ def test_registry_builds_every_transform():
     assert t.corruptions == ['rain_streaks', 'haze', 'low_light', 'raindrops']
     assert RandomDegradation(corruptions=['demo5', 'fog']).corruptions == [
         'fog', 'snow', 'gaussian_noise', 'motion_blur', 'low_light']
+
+
+def _camel(name):
+    return ''.join(part.capitalize() for part in name.split('_'))
+
+
+def test_named_classes_and_functions_agree_with_the_lookup_dicts():
+    """Every corruption has its ``Add*`` class and ``add_*`` function, written out in the source (so grep, IDEs
+    and the API docs see them), registered, and the lookup dicts are exactly those definitions."""
+    import unirestore_mm.datasets.transforms as package
+    from unirestore_mm.datasets.transforms import transforms as transforms_module
+    assert list(NAMED_DEGRADATIONS) == list(D.ALL_CORRUPTIONS)
+    assert list(D.CORRUPTION_FUNCS) == list(D.ALL_CORRUPTIONS)
+    transforms_src = inspect.getsource(transforms_module)
+    degradations_src = inspect.getsource(D)
+    img = textured(12, 12)
+    for name in D.ALL_CORRUPTIONS:
+        cls = NAMED_DEGRADATIONS[name]
+        assert cls.__name__ == f'Add{_camel(name)}' and cls.corruption == name
+        assert getattr(package, cls.__name__) is cls and cls.__name__ in package.__all__
+        assert issubclass(cls, Degradation) and issubclass(cls, BaseTransform)
+        assert f'\nclass {cls.__name__}(' in transforms_src, f'{cls.__name__} is not written out in the source'
+        assert TRANSFORMS.get(f'unirestore_mm.{cls.__name__}') is cls
+        fn = D.CORRUPTION_FUNCS[name]
+        assert fn.__name__ == f'add_{name}' and getattr(D, f'add_{name}') is fn and getattr(package, fn.__name__) is fn
+        assert f'\ndef add_{name}(' in degradations_src, f'add_{name} is not written out in the source'
+        assert D.get_corruption(name) is fn
+        # the class is Degradation(name); the function is corrupt(name)
+        by_class = cls(severity=2, seed=0)(dict(img=img.copy(), sample_idx=4))
+        assert by_class['degradation']['name'] == name and not np.array_equal(by_class['img'], img)
+        np.testing.assert_array_equal(by_class['img'], Degradation(name, 2, seed=0)(dict(img=img.copy(),
+                                                                                        sample_idx=4))['img'])
+        np.testing.assert_array_equal(fn(img, 2, 7), D.corrupt(img, name, 2, 7))
+    # and the other way: every Add* class this package registers is in the dict
+    registered = {n: c for n, c in TRANSFORMS.module_dict.items()
+                  if n.startswith('Add') and c.__module__ == transforms_module.__name__}
+    assert set(registered.values()) == set(NAMED_DEGRADATIONS.values())
+    for cls in (RandomDegradation, Degradation, LoadPairedImages, LoadCleanImage, PairedRandomCrop,
+                PackRestorationInputs, RestoreImage):
+        assert issubclass(cls, BaseTransform) and TRANSFORMS.get(f'unirestore_mm.{cls.__name__}') is cls
+    # nothing is made at import time behind grep's back
+    for module in (package, transforms_module, D):
+        assert 'globals()' not in inspect.getsource(module), module.__name__
 
 
 def test_very_large_image_is_degraded_at_the_drawn_scale():

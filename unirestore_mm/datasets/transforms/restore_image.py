@@ -29,6 +29,7 @@ import threading
 from typing import Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
+from mmcv.transforms import BaseTransform
 
 from unirestore_mm.registry import TRANSFORMS
 
@@ -97,7 +98,7 @@ def unit_rgb_to_array(out, meta: dict) -> np.ndarray:
 
 
 @TRANSFORMS.register_module()
-class RestoreImage:
+class RestoreImage(BaseTransform):
     """Restore the image under ``keys`` with a UniRestore task prompt.
 
     Args:
@@ -182,9 +183,6 @@ class RestoreImage:
             results[key] = self.restore_array(results[key])
         results['restoration'] = dict(task=self.task, num_steps=self.num_steps)
         return results
-
-    def __call__(self, results: dict) -> dict:
-        return self.transform(results)
 
     def __repr__(self) -> str:
         return (f'{type(self).__name__}(restorer={self.restorer!r}, checkpoint={self.checkpoint!r}, '

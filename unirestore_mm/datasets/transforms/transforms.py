@@ -1,10 +1,16 @@
 """Registered data-pipeline transforms: degradations, loading of image pairs, paired crops, packing.
 
+Every transform is an mmcv :class:`~mmcv.transforms.BaseTransform` (``transform(results)`` does the work,
+calling the object does the same) registered in ``unirestore_mm``'s ``TRANSFORMS`` registry under its class
+name (``type='unirestore_mm.AddFog'``).  Besides :class:`RandomDegradation` and :class:`Degradation` there is
+one class per corruption (``AddGaussianNoise`` ... ``AddLowLightNoise``); ``NAMED_DEGRADATIONS`` maps the
+corruption names to them.
+
 Channel order: mmcv/mmengine pipelines carry **BGR** ``uint8`` images, so every transform here takes
 ``channel_order='bgr'`` by default and flips to RGB around the RGB degradation functions of
 :mod:`.degradations` (it matters for the coloured ones: snow's grey level, frost's tint, haze's
 airlight).  Pass ``channel_order='rgb'`` for pipelines that load RGB.  Grayscale, RGBA, 16-bit and
-float images keep their shape and dtype.
+float (16/32/64-bit, 0-255) images keep their shape and dtype; values stay in 0-255 (0-65535 for 16-bit).
 
 Seeding: a transform with ``seed=S`` draws sample ``i``'s corruption from ``sample_seed(S, i)`` where
 ``i`` is ``results['sample_idx']`` (mmengine's ``BaseDataset`` sets it), so a dataset index gives the
@@ -21,6 +27,7 @@ from typing import Dict, List, Optional, Sequence, Union
 
 import cv2
 import numpy as np
+from mmcv.transforms import BaseTransform
 
 from unirestore_mm.registry import TRANSFORMS
 from .degradations import (ALL_CORRUPTIONS, COMPOSITE_CORRUPTIONS, IMAGENET_C_CORRUPTIONS,
@@ -64,16 +71,19 @@ def _flip_channels(img: np.ndarray) -> np.ndarray:
 
 
 def _resize_keep(img: np.ndarray, w: int, h: int, interp: int) -> np.ndarray:
-    out = cv2.resize(img, (int(w), int(h)), interpolation=interp)
+    """Resize, keeping the dtype (float16, which OpenCV cannot resize, goes through float32) and, for floats,
+    the 0-255 range (cubic interpolation overshoots)."""
+    src = img.astype(np.float32) if img.dtype == np.float16 else img
+    out = cv2.resize(src, (int(w), int(h)), interpolation=interp)
     if img.ndim == 3 and out.ndim == 2:
         out = out[..., None]
     if np.issubdtype(img.dtype, np.floating):
         out = np.clip(out, 0, 255)
-    return out
+    return out.astype(img.dtype, copy=False)
 
 
-class _SeededTransform:
-    """Shared seeding and ``__call__`` for the transforms below."""
+class _SeededTransform(BaseTransform):
+    """Shared seeding for the degradation transforms below."""
 
     def __init__(self, seed: Optional[int]):
         if seed is not None and not isinstance(seed, (int, np.integer)):
@@ -92,9 +102,6 @@ class _SeededTransform:
                 return sample_seed(self.seed, osp.basename(str(results[path_key])))
         img = np.ascontiguousarray(results[key])
         return sample_seed(self.seed, zlib.crc32(img.tobytes()))
-
-    def __call__(self, results: dict) -> dict:
-        return self.transform(results)
 
 
 @TRANSFORMS.register_module()
@@ -244,33 +251,155 @@ class Degradation(RandomDegradation):
                 f'channel_order={self.channel_order!r})')
 
 
-def _class_name(corruption: str) -> str:
-    return 'Add' + ''.join(part.capitalize() for part in corruption.split('_'))
+class _NamedDegradation(Degradation):
+    """A :class:`Degradation` whose corruption is fixed by the subclass (``corruption`` class attribute)."""
 
-
-def _make_named_transform(corruption: str):
+    corruption: str = ''
 
     def __init__(self, severity: Optional[int] = 3, prob: float = 1.0, seed: Optional[int] = None,
-                 keys: Sequence[str] = ('img', ), gt_key: Optional[str] = 'gt_img',
-                 channel_order: str = 'bgr', meta_key: str = 'degradation',
-                 depth_key: Optional[str] = None):
-        Degradation.__init__(self, corruption, severity=severity, prob=prob, seed=seed, keys=keys,
-                             gt_key=gt_key, channel_order=channel_order, meta_key=meta_key,
-                             depth_key=depth_key)
-
-    name = _class_name(corruption)
-    cls = type(name, (Degradation, ), {
-        '__init__': __init__,
-        '__doc__': f'``{corruption}`` at a fixed severity (default 3); see :class:`Degradation`.',
-        '__module__': __name__,
-    })
-    TRANSFORMS.register_module(name=name, module=cls)
-    return cls
+                 keys: Sequence[str] = ('img', ), gt_key: Optional[str] = 'gt_img', channel_order: str = 'bgr',
+                 meta_key: str = 'degradation', depth_key: Optional[str] = None):
+        super().__init__(self.corruption, severity=severity, prob=prob, seed=seed, keys=keys, gt_key=gt_key,
+                         channel_order=channel_order, meta_key=meta_key, depth_key=depth_key)
 
 
-# AddGaussianNoise, AddShotNoise, ..., AddRainStreaks, AddHaze, AddLowLight, AddRaindrops, AddHazeRain, ...
-NAMED_DEGRADATIONS: Dict[str, type] = {c: _make_named_transform(c) for c in ALL_CORRUPTIONS}
-globals().update({cls.__name__: cls for cls in NAMED_DEGRADATIONS.values()})
+# One transform per corruption, ``Add<CamelCaseName>``: the arguments of :class:`Degradation` without
+# ``corruption`` (severity 3 by default).  What each corruption does: the ``add_<name>`` functions in
+# :mod:`.degradations`.
+@TRANSFORMS.register_module()
+class AddGaussianNoise(_NamedDegradation):
+    """Additive Gaussian noise (ImageNet-C ``gaussian_noise``); see :func:`.degradations.add_gaussian_noise`."""
+    corruption = 'gaussian_noise'
+
+
+@TRANSFORMS.register_module()
+class AddShotNoise(_NamedDegradation):
+    """Poisson noise (ImageNet-C ``shot_noise``); see :func:`.degradations.add_shot_noise`."""
+    corruption = 'shot_noise'
+
+
+@TRANSFORMS.register_module()
+class AddImpulseNoise(_NamedDegradation):
+    """Salt-and-pepper noise (ImageNet-C ``impulse_noise``); see :func:`.degradations.add_impulse_noise`."""
+    corruption = 'impulse_noise'
+
+
+@TRANSFORMS.register_module()
+class AddDefocusBlur(_NamedDegradation):
+    """Disc blur (ImageNet-C ``defocus_blur``); see :func:`.degradations.add_defocus_blur`."""
+    corruption = 'defocus_blur'
+
+
+@TRANSFORMS.register_module()
+class AddGlassBlur(_NamedDegradation):
+    """Frosted-glass blur (ImageNet-C ``glass_blur``); see :func:`.degradations.add_glass_blur`."""
+    corruption = 'glass_blur'
+
+
+@TRANSFORMS.register_module()
+class AddMotionBlur(_NamedDegradation):
+    """Directional blur (ImageNet-C ``motion_blur``); see :func:`.degradations.add_motion_blur`."""
+    corruption = 'motion_blur'
+
+
+@TRANSFORMS.register_module()
+class AddZoomBlur(_NamedDegradation):
+    """Radial zoom blur (ImageNet-C ``zoom_blur``); see :func:`.degradations.add_zoom_blur`."""
+    corruption = 'zoom_blur'
+
+
+@TRANSFORMS.register_module()
+class AddSnow(_NamedDegradation):
+    """Falling snow (ImageNet-C ``snow``); see :func:`.degradations.add_snow`."""
+    corruption = 'snow'
+
+
+@TRANSFORMS.register_module()
+class AddFrost(_NamedDegradation):
+    """Ice on the lens (ImageNet-C ``frost``); see :func:`.degradations.add_frost`."""
+    corruption = 'frost'
+
+
+@TRANSFORMS.register_module()
+class AddFog(_NamedDegradation):
+    """Fractal fog (ImageNet-C ``fog``); see :func:`.degradations.add_fog`."""
+    corruption = 'fog'
+
+
+@TRANSFORMS.register_module()
+class AddBrightness(_NamedDegradation):
+    """Raised brightness (ImageNet-C ``brightness``); see :func:`.degradations.add_brightness`."""
+    corruption = 'brightness'
+
+
+@TRANSFORMS.register_module()
+class AddContrast(_NamedDegradation):
+    """Lowered contrast (ImageNet-C ``contrast``); see :func:`.degradations.add_contrast`."""
+    corruption = 'contrast'
+
+
+@TRANSFORMS.register_module()
+class AddElasticTransform(_NamedDegradation):
+    """Smooth random warp (ImageNet-C ``elastic_transform``); see :func:`.degradations.add_elastic_transform`."""
+    corruption = 'elastic_transform'
+
+
+@TRANSFORMS.register_module()
+class AddPixelate(_NamedDegradation):
+    """Blocky down- and up-sampling (ImageNet-C ``pixelate``); see :func:`.degradations.add_pixelate`."""
+    corruption = 'pixelate'
+
+
+@TRANSFORMS.register_module()
+class AddJpegCompression(_NamedDegradation):
+    """JPEG artefacts (ImageNet-C ``jpeg_compression``); see :func:`.degradations.add_jpeg_compression`."""
+    corruption = 'jpeg_compression'
+
+
+@TRANSFORMS.register_module()
+class AddRainStreaks(_NamedDegradation):
+    """Rain streaks (Rain100L-style); see :func:`.degradations.add_rain_streaks`."""
+    corruption = 'rain_streaks'
+
+
+@TRANSFORMS.register_module()
+class AddHaze(_NamedDegradation):
+    """Atmospheric haze (``depth_key`` names a depth map, else a synthetic one); see
+    :func:`.degradations.add_haze`."""
+    corruption = 'haze'
+
+
+@TRANSFORMS.register_module()
+class AddLowLight(_NamedDegradation):
+    """Low light (gamma darkening, exposure scaling); see :func:`.degradations.add_low_light`."""
+    corruption = 'low_light'
+
+
+@TRANSFORMS.register_module()
+class AddRaindrops(_NamedDegradation):
+    """Raindrops on the lens; see :func:`.degradations.add_raindrops`."""
+    corruption = 'raindrops'
+
+
+@TRANSFORMS.register_module()
+class AddHazeRain(_NamedDegradation):
+    """Haze, then rain streaks (composite); see :func:`.degradations.add_haze_rain`."""
+    corruption = 'haze_rain'
+
+
+@TRANSFORMS.register_module()
+class AddLowLightNoise(_NamedDegradation):
+    """Low light, then sensor noise (composite); see :func:`.degradations.add_low_light_noise`."""
+    corruption = 'low_light_noise'
+
+
+# Corruption name -> transform class, built from the classes above (tests check it against ALL_CORRUPTIONS).
+NAMED_DEGRADATIONS: Dict[str, type] = {
+    cls.corruption: cls
+    for cls in (AddGaussianNoise, AddShotNoise, AddImpulseNoise, AddDefocusBlur, AddGlassBlur, AddMotionBlur,
+                AddZoomBlur, AddSnow, AddFrost, AddFog, AddBrightness, AddContrast, AddElasticTransform, AddPixelate,
+                AddJpegCompression, AddRainStreaks, AddHaze, AddLowLight, AddRaindrops, AddHazeRain, AddLowLightNoise)
+}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -302,7 +431,7 @@ def read_image(path: str, color_type: str = 'color', channel_order: str = 'bgr',
 
 
 @TRANSFORMS.register_module()
-class LoadPairedImages:
+class LoadPairedImages(BaseTransform):
     """Load ``results['img_path']`` into ``img`` and ``results['gt_path']`` into ``gt_img``.
 
     When both paths are the same (a clean-only dataset that degrades on the fly) only ``img`` is read;
@@ -320,7 +449,7 @@ class LoadPairedImages:
         img = read_image(path, self.color_type, self.channel_order, self.backend_args)
         return img.astype(np.float32) if self.to_float32 else img
 
-    def __call__(self, results: dict) -> dict:
+    def transform(self, results: dict) -> dict:
         results['img'] = self._read(results['img_path'])
         gt_path = results.get('gt_path')
         if gt_path and gt_path != results['img_path']:
@@ -343,7 +472,7 @@ class LoadPairedImages:
 
 
 @TRANSFORMS.register_module()
-class LoadCleanImage:
+class LoadCleanImage(BaseTransform):
     """Load the clean counterpart of a real degraded image into ``gt_img`` by rewriting its path.
 
     For sets whose clean image sits in a parallel folder, e.g. Foggy Cityscapes:
@@ -361,7 +490,7 @@ class LoadCleanImage:
         self.path_key, self.key = path_key, key
         self.color_type, self.channel_order, self.backend_args = color_type, channel_order, backend_args
 
-    def __call__(self, results: dict) -> dict:
+    def transform(self, results: dict) -> dict:
         path = str(results[self.path_key])
         for old, new in self.replace:
             path = path.replace(old, new)
@@ -379,7 +508,7 @@ class LoadCleanImage:
 
 
 @TRANSFORMS.register_module()
-class PairedRandomCrop:
+class PairedRandomCrop(BaseTransform):
     """Crop the same random window from every key (image pairs, masks), padding by reflection if small.
 
     Draws from ``np.random`` (mmengine seeds each worker) unless ``seed`` is given, in which case the
@@ -393,7 +522,7 @@ class PairedRandomCrop:
             raise ValueError(f'crop_size must be a positive int or (h, w), got {crop_size}')
         self.keys, self.seed = list(keys), seed
 
-    def __call__(self, results: dict) -> dict:
+    def transform(self, results: dict) -> dict:
         present = [k for k in self.keys if results.get(k) is not None]
         if not present:
             raise KeyError(f'PairedRandomCrop: none of {self.keys} in results')
@@ -437,7 +566,7 @@ def _to_chw_tensor(img: np.ndarray):
 
 
 @TRANSFORMS.register_module()
-class PackRestorationInputs:
+class PackRestorationInputs(BaseTransform):
     """Pack a (degraded, clean[, label or mask]) sample as ``dict(inputs=..., data_samples=...)``.
 
     ``inputs`` is the degraded image as a ``C×H×W`` tensor (dtype kept, channel order as loaded);
@@ -458,7 +587,7 @@ class PackRestorationInputs:
         self.input_key, self.gt_key, self.sample_type = input_key, gt_key, sample_type
         self.meta_keys = tuple(meta_keys)
 
-    def __call__(self, results: dict) -> dict:
+    def transform(self, results: dict) -> dict:
         import torch
         kind = self.sample_type
         if kind == 'auto':
