@@ -255,4 +255,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    status = main()
+    if status:  # a normal end returns (runpy callers go on)
+        sys.exit(status)

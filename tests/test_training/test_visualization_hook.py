@@ -130,7 +130,7 @@ def test_relative_test_out_dir_goes_under_the_work_dir(trained, data, tmp_path):
     assert not glob.glob(str(tmp_path / 'work' / '**' / 'vis_image' / '*.png'), recursive=True)
 
 
-def test_show_dir_on_a_recognizer_config_is_a_one_line_error(data, tmp_path):
+def test_show_dir_on_a_recognizer_config_is_a_one_line_error(data, tmp_path, capsys):
     """tools/test.py also serves mmpretrain/mmseg configs; their models predict no restored image."""
     ckpt = save_recognizer(TINY_CLS, str(tmp_path / 'cls.pth'), classes=[f'class{i}' for i in range(4)])
     cfg = tmp_path / 'cls_cfg.py'
@@ -145,9 +145,10 @@ test_cfg = dict()
 """)
     with pytest.raises(SystemExit) as stop:
         run_test_tool(cfg, ckpt, '--work-dir', tmp_path / 'work', '--show-dir', tmp_path / 'pics')
-    message = stop.value.code  # what the interpreter prints to stderr, exit status 1
-    assert isinstance(message, str) and '\n' not in message
-    assert message.startswith('tools/test.py: error: --show-dir: ImageClassifier predicts no pred_img'), message
+    assert stop.value.code == 2  # a usage error: one line on stderr, exit status 2
+    message = [line for line in capsys.readouterr().err.splitlines() if 'error:' in line]
+    assert len(message) == 1, message
+    assert message[0].startswith('test.py: error: --show-dir: ImageClassifier predicts no pred_img'), message
     assert not os.listdir(tmp_path / 'pics')
 
 
