@@ -23,15 +23,41 @@ def test_registered_and_in_a_pipeline():
     assert 'RestoreImage' in repr(pipeline)
 
 
+def _reference(model, img, peak, seed=0):
+    """What RestoreImage should return, written out: the image (BGR[A] or gray, 0..peak) as RGB floats in [0, 1],
+    restored, then back to the input's layout, range and dtype (integers rounded, alpha copied)."""
+    x = img.astype(np.float32) / np.float32(peak)
+    gray = x.ndim == 2 or x.shape[2] == 1
+    rgb = np.repeat(x.reshape(*x.shape[:2], 1), 3, axis=2) if gray else x[..., 2::-1]  # BGR(A) -> RGB
+    y = model.restore(torch.from_numpy(rgb.transpose(2, 0, 1).copy()), task='ir', seed=seed)
+    y = y.double().numpy().transpose(1, 2, 0) * peak
+    if gray:
+        ref = y.mean(axis=2) if img.ndim == 2 else y.mean(axis=2, keepdims=True)
+    else:
+        ref = y[..., ::-1]
+        if img.shape[2] == 4:
+            ref = np.concatenate([ref, img[..., 3:].astype(np.float64)], axis=2)
+    if np.issubdtype(img.dtype, np.integer):
+        ref = np.clip(np.rint(ref), 0, peak)
+    return ref
+
+
 @pytest.mark.parametrize('shape,dtype', [((17, 23, 3), np.uint8), ((16, 16, 3), np.float32), ((16, 16), np.uint8),
                                          ((16, 16, 1), np.uint8), ((16, 16, 4), np.uint16)])
-def test_keeps_shape_dtype_and_range(shape, dtype):
+def test_output_is_the_restorers_in_the_inputs_layout(shape, dtype):
+    """Shape, dtype, range, channel order, gray and alpha handling: the transform's output equals the restorer's
+    result on the converted image, converted back (written out in :func:`_reference`)."""
     rng = np.random.default_rng(0)
     peak = 65535 if dtype == np.uint16 else 255
     img = (rng.random(shape) * peak).astype(dtype)
-    out = RestoreImage(task='ir', allow_random_weights=True)(dict(img=img.copy()))['img']
+    t = RestoreImage(task='ir', seed=0, allow_random_weights=True)
+    out = t(dict(img=img.copy()))['img']
     assert out.shape == img.shape and out.dtype == img.dtype
-    assert out.min() >= 0 and out.max() <= peak
+    ref = _reference(t.model, img, peak)
+    diff = np.abs(out.astype(np.float64) - ref)
+    # integers: exact (rounded to the nearest level); floats (0-255): float32 rounding of the * 255 only
+    assert diff.max() <= (0 if np.issubdtype(dtype, np.integer) else 1e-4), diff.max()
+    assert np.abs(out.astype(np.float64) - img).mean() > peak / 100  # the restorer changed the image
     if shape[-1] == 4 and len(shape) == 3:
         np.testing.assert_array_equal(out[..., 3], img[..., 3])  # alpha kept
 

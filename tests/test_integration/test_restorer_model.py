@@ -34,8 +34,11 @@ def test_preprocessor_converts_pads_and_flips():
     out = pre(batch)
     x, samples = out['inputs'], out['data_samples']
     assert x.shape == (2, 3, 32, 32) and x.dtype == torch.float32
-    assert 0 <= float(x.min()) and float(x.max()) <= 1
-    torch.testing.assert_close(x[0, :, :20, :30], bgr0.flip(0).float() / 255)
+    rgb0 = bgr0.flip(0).float() / 255
+    torch.testing.assert_close(x[0, :, :20, :30], rgb0, rtol=0, atol=0)
+    # the padding reflects the image bottom/right (row 20 + k mirrors row 18 - k, column 30 + k column 28 - k)
+    torch.testing.assert_close(x[0, :, 20:, :30], rgb0.flip(1)[:, 1:13], rtol=0, atol=0)
+    torch.testing.assert_close(x[0, :, :20, 30:], rgb0.flip(2)[:, :, 1:3], rtol=0, atol=0)
     assert samples[0].gt_img.shape == (3, 20, 30) and samples[0].gt_img.dtype == torch.float32
     assert samples[1].metainfo['img_shape'] == (32, 17) and samples[1].metainfo['pad_shape'] == (32, 32)
 
@@ -79,12 +82,22 @@ def test_stage2_ir_trains_prompt_and_tfa():
 
 
 def test_predict_returns_cropped_pred_and_gt(model):
-    out = model.val_step(make_batch(sizes=[(20, 28), (32, 32)]))
+    """pred_img is the restorer's result on the padded batch, cropped to the sample's own (top-left) region; gt_img
+    is the clean image as RGB floats in [0, 1]."""
+    batch = make_batch(sizes=[(20, 28), (32, 32)])
+    gts = [s.gt_img.clone() for s in batch['data_samples']]
+    out = model.val_step(batch)
     assert len(out) == 2
     assert out[0].pred_img.shape == (3, 20, 28) == out[0].gt_img.shape
-    assert 0 <= float(out[0].pred_img.min()) and float(out[0].pred_img.max()) <= 1
+    inputs = model.data_preprocessor(make_batch(sizes=[(20, 28), (32, 32)]))['inputs']
+    assert inputs.shape == (2, 3, 32, 32)
+    full = model.restorer.restore(inputs, task=model.task, generator=torch.Generator().manual_seed(model.seed))
+    assert torch.equal(out[0].pred_img, full[0, :, :20, :28])
+    assert torch.equal(out[1].pred_img, full[1])
+    for sample, gt in zip(out, gts):
+        torch.testing.assert_close(sample.gt_img, gt.flip(0).float() / 255, rtol=0, atol=0)  # BGR uint8 -> RGB
     again = model.val_step(make_batch(sizes=[(20, 28), (32, 32)]))
-    torch.testing.assert_close(out[1].pred_img, again[1].pred_img)  # seeded noise: repeatable
+    assert torch.equal(out[1].pred_img, again[1].pred_img)  # seeded noise: repeatable
 
 
 def test_tensor_mode(model):

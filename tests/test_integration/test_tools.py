@@ -1,4 +1,5 @@
 """tools/train.py, tools/test.py, tools/dist_train.sh (torchrun, gloo) and tools/restore.py as subprocesses."""
+import os
 import os.path as osp
 import re
 import shutil
@@ -52,21 +53,77 @@ def test_train_then_test(tmp_path):
     # resume from the latest checkpoint and go one iteration further
     out = run([sys.executable, 'tools/train.py', cfg, '--work-dir', str(work), '--resume',
                '--cfg-options', 'train_cfg.max_iters=3', 'default_hooks.checkpoint.interval=3'])
-    assert 'resumed' in out and (work / 'iter_3.pth').is_file()
+    # it went on from iteration 2 (not from scratch): MMEngine's resume line, and only iteration 3 was trained
+    assert re.search(r'resumed epoch: \d+, iter: 2\b', out), out[-3000:]
+    assert 'Iter(train) [3/3]' in out and 'Iter(train) [1/3]' not in out
+    assert (work / 'iter_3.pth').is_file()
+
+
+RANK_PROBE = """
+import json, os
+import torch
+from mmengine.dist import get_dist_info
+from mmengine.hooks import Hook
+from mmengine.registry import HOOKS
+
+
+@HOOKS.register_module()
+class RankProbeHook(Hook):
+    \"\"\"After every training iteration, each process appends what it did to probe_rank<r>.jsonl.\"\"\"
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        rank, world = get_dist_info()
+        model = getattr(runner.model, 'module', runner.model)
+        params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+        rec = dict(rank=rank, world=world, iter=runner.iter,
+                   backend=torch.distributed.get_backend() if torch.distributed.is_initialized() else None,
+                   ddp=runner.model is not model,
+                   samples=sorted(str(s.metainfo.get('gt_path') or s.metainfo.get('img_path') or s.metainfo.get('sample_idx'))
+                                  for s in data_batch['data_samples']),
+                   names=[n for n, _ in params],
+                   checksum=float(sum(p.detach().double().sum() for _, p in params)))
+        with open(os.path.join(runner.work_dir, f'probe_rank{rank}.jsonl'), 'a') as f:
+            f.write(json.dumps(rec) + '\\n')
+"""
 
 
 @pytest.mark.skipif(shutil.which('bash') is None, reason='needs bash')
 def test_torchrun_two_cpu_processes(tmp_path):
+    """tools/dist_train.sh with 2 CPU processes: both ranks train (gloo, DDP) on different samples, their weights stay
+    identical after every step, and the checkpoint holds those weights at iteration 2."""
+    import json
+
+    import torch
+    (tmp_path / 'rank_probe.py').write_text(RANK_PROBE)
     cfg = small_data_config(tmp_path)
+    with open(cfg, 'a') as f:
+        f.write("custom_imports = dict(imports=['rank_probe'], allow_failed_imports=False)\n"
+                "custom_hooks = [dict(type='RankProbeHook')]\n")
     work = tmp_path / 'work'
-    env_port = '29517'
+    env = subprocess_env()
+    env.update(PORT='29517', PYTHONPATH=str(tmp_path) + os.pathsep + env['PYTHONPATH'])
     proc = subprocess.run(['bash', 'tools/dist_train.sh', cfg, '2', '--work-dir', str(work)], cwd=REPO,
-                          env=dict(subprocess_env(), PORT=env_port), capture_output=True, text=True, timeout=300)
+                          env=env, capture_output=True, text=True, timeout=300)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-5000:]
-    assert "backend='gloo'" in out or 'gloo' in out
-    assert 'Iter(train) [2/2]' in out
-    assert (work / 'iter_2.pth').is_file()
+    records = {}
+    for rank in (0, 1):
+        path = work / f'probe_rank{rank}.jsonl'
+        assert path.is_file(), f'rank {rank} wrote no probe: {out[-3000:]}'
+        records[rank] = [json.loads(line) for line in path.read_text().splitlines()]
+    for rank, recs in records.items():
+        assert [r['iter'] for r in recs] == [0, 1], recs
+        assert all(r['rank'] == rank and r['world'] == 2 and r['backend'] == 'gloo' and r['ddp'] for r in recs)
+        assert all(len(r['samples']) == 2 and 'None' not in r['samples'] for r in recs)  # batch 2 per process
+    for r0, r1 in zip(records[0], records[1]):
+        assert r0['checksum'] == r1['checksum'], (r0['checksum'], r1['checksum'])  # DDP: same weights each step
+        assert not set(r0['samples']) & set(r1['samples']), (r0['samples'], r1['samples'])  # a sampler split
+    assert records[0][0]['checksum'] != records[0][1]['checksum']  # the weights moved
+    ckpt = torch.load(work / 'iter_2.pth', map_location='cpu', weights_only=False)
+    assert ckpt['meta']['iter'] == 2
+    state = ckpt['state_dict']
+    saved = float(sum(state[n].double().sum() for n in records[0][-1]['names']))
+    assert saved == pytest.approx(records[0][-1]['checksum'], rel=1e-12, abs=1e-9)
 
 
 def test_restore_tool(tmp_path):
@@ -92,17 +149,28 @@ def test_restore_tool(tmp_path):
     assert clash.returncode == 2 and 'would both be written' in clash.stderr
 
 
-def _embedded_set_available():
+def _embedded_sources_missing():
+    """Why the embedded set cannot be built here (scikit-image or Debian's Fashion-MNIST files absent), or ``None``.
+    Only those two conditions skip: any other error of the loader (a corrupt file, a broken import) fails the test."""
+    import importlib.util
+    if importlib.util.find_spec('skimage') is None:
+        return 'scikit-image missing (bash tools/install.sh installs it)'
+    from unirestore_mm.datasets import load_fashion_mnist
     try:
-        import skimage  # noqa: F401
-        from unirestore_mm.datasets import load_fashion_mnist
         load_fashion_mnist('test')
-    except Exception:  # noqa: BLE001 - the set's sources are missing here
-        return False
-    return True
+    except FileNotFoundError as err:  # the loader's "not installed" error; nothing else is a reason to skip
+        return f'Fashion-MNIST missing: {err}'
+    return None
 
 
-@pytest.mark.skipif(not _embedded_set_available(), reason='embedded set sources (scikit-image, Fashion-MNIST) missing')
+@pytest.fixture
+def embedded_sources():
+    missing = _embedded_sources_missing()
+    if missing:
+        pytest.skip(missing)
+
+
+@pytest.mark.usefixtures('embedded_sources')
 def test_shipped_config_on_the_embedded_set(tmp_path):
     """The shipped config as is (the embedded set, built on first use): 2 iterations, then tools/test.py."""
     work = tmp_path / 'work'
@@ -116,7 +184,7 @@ def test_shipped_config_on_the_embedded_set(tmp_path):
     assert re.search(r'Iter\(test\) \[32/32\].*PSNR: [0-9.]+\s+SSIM: [0-9.]+', out), out[-2000:]
 
 
-@pytest.mark.skipif(not _embedded_set_available(), reason='embedded set sources (scikit-image, Fashion-MNIST) missing')
+@pytest.mark.usefixtures('embedded_sources')
 def test_amp_on_cpu_trains_with_bf16_autocast(tmp_path):
     """MMEngine's AmpOptimWrapper needs an accelerator; on the CPU ``--amp`` switches to BF16OptimWrapper."""
     import torch

@@ -25,11 +25,29 @@ def images(b=2, h=64, w=64, seed=0):
 
 
 @pytest.mark.parametrize('size', [(64, 64), (37, 51), (7, 5), (1, 1), (80, 17)])
-def test_odd_sizes_keep_shape(model, size):
+def test_odd_sizes_are_the_padded_pass_cropped(model, size):
+    """An odd-sized image is restored as the forward pass of the image padded bottom/right to the size divisor
+    (by reflection, replication where the image is too small to reflect), cropped back to its top-left corner."""
+    from torch.nn import functional as F
     x = images(1, *size)
     y = model.restore(x, task='ir', seed=0)
     assert y.shape == x.shape and y.dtype == x.dtype
-    assert 0 <= float(y.min()) and float(y.max()) <= 1
+    h, w = size
+    d = model.size_divisor
+    ph, pw = (-h) % d, (-w) % d
+    padded = F.pad(x, (0, pw, 0, ph), mode='reflect' if ph < h and pw < w else 'replicate') if ph or pw else x
+    assert padded.shape[-2] % d == 0 and padded.shape[-1] % d == 0
+    full = model(padded, task='ir', generator=torch.Generator().manual_seed(0)).image
+    torch.testing.assert_close(y, full[..., :h, :w].clamp(0, 1), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize('size', [(64, 64), (37, 51), (7, 5), (1, 1), (80, 17), (16, 33)])
+def test_padding_and_crop_give_back_the_input_region(identity, size):
+    """With the networks replaced by the identity, restore returns the input exactly: the crop takes the region the
+    image occupies in the padded batch (any other region, or a padding on the top/left, shows here)."""
+    x = images(2, *size, seed=1)
+    assert torch.equal(identity.restore(x, min_size=None), x)
+    assert torch.equal(identity.restore(x[0], min_size=None), x[0])
 
 
 def test_single_image_and_min_size(model):

@@ -34,8 +34,10 @@ def check_images(images, name: str = 'images') -> torch.Tensor:
     if images.shape[0] == 0:
         raise ValueError(f'{name}: the batch is empty (shape {tuple(images.shape)}); give at least one image')
     if images.shape[1] != 3:
+        hint = ('it looks like channels-last (H, W, C) data: permute to (C, H, W)' if images.shape[-1] in (1, 3, 4)
+                else 'convert grayscale/RGBA to RGB first')
         raise ValueError(f'{name}: expected 3 (RGB) channels in dim 1; got {images.shape[1]} in shape '
-                         f'{tuple(images.shape)} (convert grayscale/RGBA to RGB first)')
+                         f'{tuple(images.shape)} ({hint})')
     if images.shape[2] < 1 or images.shape[3] < 1:
         raise ValueError(f'{name}: empty spatial size {tuple(images.shape[2:])}')
     finite = torch.isfinite(images)
@@ -44,9 +46,21 @@ def check_images(images, name: str = 'images') -> torch.Tensor:
         raise ValueError(f'{name}: {bad} value(s) are NaN or Inf; expected finite values in [0, 1]')
     lo, hi = float(images.min()), float(images.max())
     if lo < 0.0 or hi > 1.0:
-        hint = ' (it looks like 0-255 data: divide by 255)' if hi > 1.0 and hi <= 255.0 and lo >= 0 else ''
-        raise ValueError(f'{name}: values must lie in [0, 1]; got min {lo:.4g}, max {hi:.4g}{hint}')
+        if 1.5 < hi <= 255.0 and lo >= 0:
+            hint = ' (it looks like 0-255 data: divide by 255)'
+        elif -0.5 <= lo and hi <= 1.5:
+            hint = ' (slightly outside: clamp to [0, 1] first)'
+        else:
+            hint = ''
+        raise ValueError(f'{name}: values must lie in [0, 1]; got min {_show(lo)}, max {_show(hi)}{hint}')
     return images
+
+
+def _show(value: float) -> str:
+    """``value`` in 4 significant digits, or in full where those would round it onto the boundary 0 or 1 (an error
+    saying "max 1" for a value just above 1 would contradict itself)."""
+    short = f'{value:.4g}'
+    return repr(value) if float(short) in (0.0, 1.0) and value not in (0.0, 1.0) else short
 
 
 GEOMETRIES = ('release', 'antialias')
