@@ -49,7 +49,7 @@ import numpy as np
 __all__ = [
     'IMAGENET_C_CORRUPTIONS', 'WEATHER_CORRUPTIONS', 'COMPOSITE_CORRUPTIONS', 'ALL_CORRUPTIONS',
     'CORRUPTION_FUNCS', 'SEVERITIES', 'corrupt', 'get_corruption', 'make_rng', 'sample_seed',
-    'to_rgb_float', 'from_rgb_float', 'canonical_name', 'check_severity', 'synthetic_depth',
+    'to_rgb_float', 'from_rgb_float', 'check_image', 'canonical_name', 'check_severity', 'synthetic_depth',
     'add_gaussian_noise', 'add_shot_noise', 'add_impulse_noise', 'add_defocus_blur', 'add_glass_blur',
     'add_motion_blur', 'add_zoom_blur', 'add_snow', 'add_frost', 'add_fog', 'add_brightness', 'add_contrast',
     'add_elastic_transform', 'add_pixelate', 'add_jpeg_compression', 'add_rain_streaks', 'add_haze',
@@ -96,25 +96,36 @@ class _ImageSpec:
         self.dtype, self.ndim, self.channels, self.alpha = dtype, ndim, channels, alpha
 
 
+_FLOAT_DTYPES = (np.float16, np.float32, np.float64)
+
+
+def check_image(img, where: str = 'image') -> None:
+    """Raise ``TypeError``/``ValueError`` naming ``where``, the shape and the dtype unless ``img`` is a supported
+    image: a numpy ``H×W``, ``H×W×1``, ``H×W×3`` or ``H×W×4`` array, ``H, W >= 1``, of ``uint8``, ``uint16`` or
+    finite float16/32/64 values."""
+    if not isinstance(img, np.ndarray):
+        raise TypeError(f'{where}: expected a numpy array image, got {type(img).__name__}')
+    if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] not in (1, 3, 4)):
+        raise ValueError(f'{where}: expected an H×W, H×W×1, H×W×3 or H×W×4 image, got shape {img.shape} '
+                         f'({img.dtype})')
+    if img.shape[0] < 1 or img.shape[1] < 1:
+        raise ValueError(f'{where}: empty image of shape {img.shape}')
+    if img.dtype not in (np.uint8, np.uint16) + _FLOAT_DTYPES:
+        raise TypeError(f'{where}: unsupported image dtype {img.dtype} (shape {img.shape}); use uint8, uint16, or '
+                        'float16/32/64 in [0, 255]')
+    if img.dtype in _FLOAT_DTYPES and not np.isfinite(img).all():
+        raise ValueError(f'{where}: image of shape {img.shape} and dtype {img.dtype} contains NaN or infinite values')
+
+
 def to_rgb_float(img: np.ndarray) -> Tuple[np.ndarray, _ImageSpec]:
     """Convert a supported image to ``float32`` ``H×W×3`` in ``[0, 1]``; return it and its spec."""
-    if not isinstance(img, np.ndarray):
-        raise TypeError(f'expected a numpy array image, got {type(img).__name__}')
-    if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] not in (1, 3, 4)):
-        raise ValueError(f'expected an H×W, H×W×1, H×W×3 or H×W×4 image, got shape {img.shape}')
-    if img.shape[0] < 1 or img.shape[1] < 1:
-        raise ValueError(f'empty image of shape {img.shape}')
+    check_image(img)
     if img.dtype == np.uint8:
         x = img.astype(np.float32) * (1.0 / 255.0)
     elif img.dtype == np.uint16:
         x = img.astype(np.float32) * (1.0 / 65535.0)
-    elif img.dtype in (np.float32, np.float64, np.float16):
-        if not np.isfinite(img).all():
-            raise ValueError(f'image of shape {img.shape} and dtype {img.dtype} contains NaN or infinite values')
-        x = np.clip(img.astype(np.float32) * (1.0 / 255.0), 0.0, 1.0)
     else:
-        raise TypeError(f'unsupported image dtype {img.dtype} (shape {img.shape}); use uint8, uint16, or '
-                        'float16/32/64 in [0, 255]')
+        x = np.clip(img.astype(np.float32) * (1.0 / 255.0), 0.0, 1.0)
     channels = 1 if img.ndim == 2 else img.shape[2]
     alpha = None
     if channels == 1:

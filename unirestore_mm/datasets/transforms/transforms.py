@@ -31,7 +31,7 @@ from mmcv.transforms import BaseTransform
 
 from unirestore_mm.registry import TRANSFORMS
 from .degradations import (ALL_CORRUPTIONS, COMPOSITE_CORRUPTIONS, IMAGENET_C_CORRUPTIONS,
-                           WEATHER_CORRUPTIONS, canonical_name, check_severity, corrupt, sample_seed)
+                           WEATHER_CORRUPTIONS, canonical_name, check_image, check_severity, corrupt, sample_seed)
 
 PAPER_SEVERITY_PROBS = (0.05, 0.25, 0.40, 0.25, 0.05)
 CORRUPTION_GROUPS = {
@@ -176,8 +176,6 @@ class RandomDegradation(_SeededTransform):
         self.depth_key = depth_key
 
     def _degrade(self, img, name, severity, short_side, corruption_seed, depth):
-        if not isinstance(img, np.ndarray):
-            raise TypeError(f'expected a numpy image, got {type(img).__name__}')
         h, w = img.shape[:2]
         x = _flip_channels(img) if self.channel_order == 'bgr' else img
         resized = short_side is not None and short_side < min(h, w)
@@ -195,6 +193,8 @@ class RandomDegradation(_SeededTransform):
             if key not in results:
                 raise KeyError(f'{type(self).__name__}: results has no key {key!r} '
                                f'(keys: {sorted(results)})')
+            # before any resizing: OpenCV's own errors on bad images name neither the key nor the problem
+            check_image(results[key], where=f'{type(self).__name__}: results[{key!r}]')
         seed = self.sample_seed(results, self.keys[0])
         rng = np.random.default_rng(seed)
         # Always draw all values, so the stream does not depend on the outcome of the first draw.
