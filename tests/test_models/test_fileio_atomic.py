@@ -155,6 +155,14 @@ def test_save_pretrained_failing_keeps_the_previous_folder(tmp_path, monkeypatch
         model.save_pretrained(str(tmp_path))
     assert {n: (tmp_path / n).read_bytes() for n in before} == before
     assert listing(tmp_path) == sorted(before)
+    # the weights go through, writing the config fails: the old config stays whole
+    monkeypatch.undo()
+    real_replace = os.replace
+    monkeypatch.setattr(fileio.os, 'replace', lambda a, b: _boom() if b.endswith(CONFIG_NAME) else real_replace(a, b))
+    with pytest.raises(OSError, match='injected'):
+        model.save_pretrained(str(tmp_path))
+    assert (tmp_path / CONFIG_NAME).read_bytes() == before[CONFIG_NAME]
+    assert listing(tmp_path) == sorted(before)
     monkeypatch.undo()
     model.save_pretrained(str(tmp_path))
     assert json.loads((tmp_path / CONFIG_NAME).read_text())['tasks'][-1] == 'det'
