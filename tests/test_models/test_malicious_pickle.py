@@ -166,9 +166,8 @@ def test_recognizer_checkpoint(tmp_path, marker, fmt):
 
 
 def test_efficientnet_lite_weights(tmp_path, marker):
-    pytest.importorskip('timm')
+    timm = pytest.importorskip('timm')
     from unirestore_mm.models.efficientnet_lite import load_efficientnet_lite, timm_model_name
-    import timm
     state = timm.create_model(timm_model_name('lite0'), pretrained=False).state_dict()
     good = str(tmp_path / 'efficientnet-lite0.pth')
     torch.save(state, good)

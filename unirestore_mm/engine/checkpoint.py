@@ -32,8 +32,7 @@ from mmengine.model import is_model_wrapper
 from torch import nn
 
 from ..registry import HOOKS
-# the package's one atomic writer; re-exported here, where earlier code and scripts import it from
-from ..utils.fileio import atomic_save_safetensors, atomic_torch_save, atomic_write_bytes  # noqa: F401
+from ..utils.fileio import atomic_save_safetensors, atomic_torch_save, atomic_write_bytes  # noqa: F401 (re-exported)
 
 LAST_CHECKPOINT = 'last_checkpoint'
 _HB_TAG = '__history_buffer__'
