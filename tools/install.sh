@@ -100,13 +100,20 @@ else
             chmod +x "$BUILD/nvcc"
             # FORCE_CUDA: mmcv's setup.py takes its CUDA branch only with a visible GPU otherwise.
             BUILD_ENV+=(FORCE_CUDA=1 CUDA_HOME="$MMCV_CUDA_HOME" PYTORCH_NVCC="$BUILD/nvcc")
+            if [ -n "$MMCV_CUDA_INCLUDES" ]; then
+                # An nvcc-only toolkit without cusparse.h & co.: torch's pip nvidia-* headers fill the gap.
+                echo "[install] CUDA library headers from pip packages: $MMCV_CUDA_INCLUDES"
+                BUILD_ENV+=(CPLUS_INCLUDE_PATH="$MMCV_CUDA_INCLUDES${CPLUS_INCLUDE_PATH:+:$CPLUS_INCLUDE_PATH}")
+            fi
         else
             # CPU ops only: hide any GPU, or mmcv's setup.py takes its CUDA branch anyway.
             BUILD_ENV+=(FORCE_CUDA=0 CUDA_VISIBLE_DEVICES=)
         fi
         # Build into a temporary folder and move the wheel in only when complete (never a half wheel).
+        # --no-cache-dir: pip's own wheel cache keys on the source only, so it would hand back a wheel built
+        # for another torch or without CUDA ops; $WHEEL_DIR is the cache, keyed on all of that.
         env "${BUILD_ENV[@]}" "$PY" -m pip wheel "mmcv==$MMCV_VERSION" --no-build-isolation --no-deps \
-            --disable-pip-version-check -w "$BUILD/out"
+            --no-cache-dir --disable-pip-version-check -w "$BUILD/out"
         mv "$BUILD"/out/mmcv-*.whl "$WHEEL_DIR/"
     else
         echo "[install] reusing cached mmcv wheel in $WHEEL_DIR"
@@ -137,10 +144,14 @@ echo "[install] OpenMMLab, diffusers, timm and test requirements (requirements.t
 pip_install -c "$BUILD/constraints.txt" -r "$HERE/requirements.txt"
 pip_install --no-deps -e "$HERE"
 
-"$PY" - <<'PYEOF'
+"$PY" - "$MMCV_CUDA" <<'PYEOF'
+import sys
 import mmcv, mmcv.ops, mmseg.models, mmpretrain.models, diffusers, timm, torch, unirestore_mm
 from mmcv.ops import get_compiling_cuda_version
 ops = get_compiling_cuda_version()
+if sys.argv[1] == '1' and ops == 'not available':
+    sys.exit('[install] error: mmcv was to get CUDA ops but the installed one has none (a stale wheel in '
+             'UNIRESTORE_CACHE?)')
 print(f'[install] ok: torch {torch.__version__} | mmcv {mmcv.__version__} (ops: '
       f'{"CUDA " + ops if ops != "not available" else "CPU"}) | diffusers {diffusers.__version__} '
       f'| timm {timm.__version__} | unirestore_mm {unirestore_mm.__version__}')

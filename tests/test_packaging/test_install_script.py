@@ -209,6 +209,22 @@ def test_find_cuda_home_sees_through_a_wrapper_nvcc(tmp_path):
     assert plan.find_cuda_home(str(link), {}, None, fallbacks=()) == real
 
 
+def test_cuda_library_headers_from_pip_only_when_the_toolkit_lacks_them(tmp_path):
+    home = _toolkit(str(tmp_path / 'cuda'))  # nvcc-only: cuda_runtime.h, no cusparse.h
+    site = tmp_path / 'site'
+    for lib in ('cu13', 'cudnn'):
+        (site / 'nvidia' / lib / 'include').mkdir(parents=True)
+    empty_site = tmp_path / 'empty'
+    empty_site.mkdir()
+    assert plan.cuda_library_include_dirs(home, [str(empty_site), str(site)]) == []  # no cusparse.h anywhere
+    (site / 'nvidia' / 'cu13' / 'include' / 'cusparse.h').write_text('')
+    dirs = plan.cuda_library_include_dirs(home, [str(empty_site), str(site)])
+    assert dirs == [str(site / 'nvidia' / 'cu13' / 'include'), str(site / 'nvidia' / 'cudnn' / 'include')]
+    open(osp.join(home, 'include', 'cusparse.h'), 'w').close()  # a full toolkit needs nothing from pip
+    assert plan.cuda_library_include_dirs(home, [str(site)]) == []
+    assert plan.cuda_library_include_dirs(None, [str(site)]) == []
+
+
 @pytest.mark.parametrize('torch_cuda, gpu, nvcc, release, home, mode, cuda, error', [
     ('13.0', True, '/x/nvcc', '13.0', '/cuda', 'auto', True, False),    # GPU, matching nvcc: CUDA ops
     ('13.0', False, '/x/nvcc', '13.0', '/cuda', 'auto', False, False),  # no GPU (this machine): CPU ops

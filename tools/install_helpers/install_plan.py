@@ -155,6 +155,31 @@ def find_cuda_home(nvcc: Optional[str], env: Mapping[str, str], nvcc_top: Option
     return None
 
 
+def cuda_library_include_dirs(cuda_home: Optional[str], site_dirs: Sequence[str]) -> List[str]:
+    """Header folders of the pip ``nvidia-*`` packages, for a toolkit without the CUDA math libraries' headers.
+
+    torch's CUDA headers include ``cusparse.h`` and ``cublas_v2.h``; an nvcc-only toolkit lacks them, while torch's
+    CUDA wheels bring them as pip packages (``nvidia/cu13/include``, or ``nvidia/<library>/include`` for CUDA 12).
+    Empty when ``<cuda_home>/include/cusparse.h`` exists.  install.sh puts these on CPLUS_INCLUDE_PATH, searched
+    after the toolkit's own folders, so they only fill what the toolkit lacks.
+    """
+    if not cuda_home or osp.isfile(osp.join(cuda_home, 'include', 'cusparse.h')):
+        return []
+    found = []
+    for site in site_dirs:
+        root = osp.join(site, 'nvidia')
+        if not osp.isdir(root):
+            continue
+        for name in sorted(os.listdir(root)):
+            inc = osp.join(root, name, 'include')
+            if osp.isdir(inc) and inc not in found:
+                found.append(inc)
+        if any(osp.isfile(osp.join(d, 'cusparse.h')) for d in found):
+            return found
+        found = []
+    return []
+
+
 @dataclass
 class MmcvPlan:
     """How to build mmcv's ops: ``cuda`` (CUDA ops or CPU only), ``message``, and ``error`` (stop the install)."""
@@ -285,7 +310,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     _emit(MMCV_CUDA=int(plan.cuda), MMCV_MESSAGE=plan.message, MMCV_ERROR=int(plan.error),
           MMCV_TAG=wheel_tag(sys.version_info[:2], torch.__version__, torch.version.cuda if plan.cuda else None),
           MMCV_CXX_STD=required_cxx_std(include) or '', MMCV_CUDA_HOME=home or '',
-          MMCV_NVCC=osp.join(home, 'bin', 'nvcc') if home else '')
+          MMCV_NVCC=osp.join(home, 'bin', 'nvcc') if home else '',
+          MMCV_CUDA_INCLUDES=os.pathsep.join(cuda_library_include_dirs(home, sys.path) if plan.cuda else []))
     return 0
 
 
