@@ -103,8 +103,13 @@ def _listed(stderr, tool):
     """The ``path: reason`` lines after the tool's 'left out' header."""
     lines = stderr.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith(f'{tool}: ') and 'left out' in line)
-    return {line.strip().split(': ', 1)[0]: line.strip().split(': ', 1)[1] for line in lines[start + 1:]
-            if line.startswith('  ')}
+    listed = {}
+    for line in lines[start + 1:]:
+        if not line.startswith('  '):
+            break
+        path, reason = line.strip().split(': ', 1)
+        listed[path] = reason
+    return listed
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -171,6 +176,68 @@ def test_test_tool_every_kind_of_bad_file(tiny, tmp_path):
     good = {f'{i:03d}.png' for i in range(5, 9)} - ({'005.png'} if unreadable else set())
     assert set(os.listdir(tmp_path / 'pictures')) == good
     assert not _tmp_files(str(tmp_path / 'pictures'))
+
+
+def _psnr(output):
+    import re
+    found = re.findall(r'PSNR: ([0-9.]+)', output)
+    assert found, output[-2000:]
+    return float(found[-1])
+
+
+def test_test_tool_two_processes_with_bad_files(tiny, tmp_path):
+    """torchrun, 2 CPU processes, 5 pairs of which 2 are bad: process 1 is left with only the sampler's repeat of
+    sample 0, so MMEngine's collect_results would count sample 0 twice; the metrics match one process."""
+    data = _pairs(tmp_path / 'data')
+    open(data / 'lq' / '001.png', 'wb').close()
+    _truncate(data / 'lq' / '003.png')
+    cfg = _config(tmp_path, data)
+    # batch size 1: UniRestoreModel seeds one generator per batch, so a sample's noise depends on its batch
+    one_per_batch = ['--cfg-options', 'test_dataloader.batch_size=1']
+    one = _run([sys.executable, TEST_PY, cfg, tiny['ckpt'], '--work-dir', str(tmp_path / 'w1')] + one_per_batch)
+    assert one.returncode == 1, one.stderr[-3000:]
+    env = dict(subprocess_env(), PORT='29633')
+    two = subprocess.run(['bash', osp.join(REPO, 'tools', 'dist_test.sh'), cfg, tiny['ckpt'], '2', '--work-dir',
+                          str(tmp_path / 'w2'), '--show-dir', str(tmp_path / 'pictures')] + one_per_batch, cwd=REPO,
+                         env=env,
+                         capture_output=True, text=True, timeout=600)
+    # exit status 1 (torchrun itself prints a traceback of its own when a worker exits non-zero)
+    assert two.returncode == 1, two.stderr[-3000:]
+    assert 'tested 3 of 5 sample(s)' in two.stdout, two.stdout[-2000:]
+    assert len(_listed(two.stderr, 'test.py')) == 2
+    assert _psnr(two.stdout + two.stderr) == pytest.approx(_psnr(one.stdout + one.stderr), abs=2e-4)
+    assert sorted(os.listdir(tmp_path / 'pictures')) == ['000.png', '002.png', '004.png']
+
+
+def test_bugs_are_not_taken_for_bad_files(tmp_path):
+    """Only errors about the sample's files make a marker; any other error (a bug) is raised."""
+    from unirestore_mm.datasets.transforms.transforms import CorruptImageError
+    from unirestore_mm.engine.tolerant_test import BAD_KEY, SkipBadSamples, drop_bad_samples_collate
+
+    class Data:
+        def __init__(self, err):
+            self.err = err
+
+        def __len__(self):
+            return 2
+
+        def get_data_info(self, idx):
+            return dict(img_path=str(tmp_path / f'{idx}.png'))
+
+        def __getitem__(self, idx):
+            if idx == 1:
+                raise self.err
+            return dict(inputs=torch.zeros(1), data_samples=None)
+
+    wrapped = SkipBadSamples(Data(CorruptImageError(f'cannot decode image file {tmp_path / "1.png"}')),
+                             check_complete=False)
+    marker = wrapped[1][BAD_KEY]
+    assert marker['index'] == 1 and marker['path'] == str(tmp_path / '1.png') and 'decode' in marker['reason']
+    batch = drop_bad_samples_collate([wrapped[0], wrapped[1]])
+    assert len(batch['bad']) == 1 and len(batch['batch']['inputs']) == 1
+    assert drop_bad_samples_collate([wrapped[1]])['batch'] is None
+    with pytest.raises(ZeroDivisionError):
+        SkipBadSamples(Data(ZeroDivisionError('a bug')), check_complete=False)[1]
 
 
 def test_cut_png_and_jpeg_are_recognised(tmp_path):

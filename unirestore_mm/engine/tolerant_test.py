@@ -35,7 +35,7 @@ from mmengine.registry import FUNCTIONS
 from mmengine.runner import TestLoop
 
 from ..registry import DATASETS, LOOPS, METRICS
-from .checkpoint import atomic_write_bytes
+from ..utils.fileio import atomic_write_bytes
 
 __all__ = ['BAD_KEY', 'SkipBadSamples', 'drop_bad_samples_collate', 'SkipBadSamplesTestLoop', 'AtomicDumpResults',
            'evaluate_by_index', 'file_error_reason', 'check_image_complete', 'make_tolerant', 'is_bad']
