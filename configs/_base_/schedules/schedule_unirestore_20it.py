@@ -1,4 +1,5 @@
-# UniRestore's optimisation (the paper's, the same for every stage) over 20 iterations: the CPU smoke versions of the stage, frozen-recognizer and new-prompt recipes.
+# UniRestore's optimisation (the paper's, the same for every stage) over
+# 20 iterations: the CPU smoke versions of the stage, frozen-recognizer and new-prompt recipes.
 # AdamW, lr 1e-4 at a total batch of 64 scaled by sqrt(total batch / 64) (total batch = the recipe's per-process
 # batch x processes x accumulative_counts), weight decay 0.01; one-cycle cosine, 10 % warm-up from lr / 10; the
 # exact-resume iteration loop (--resume continues data order and random state exactly).
