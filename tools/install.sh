@@ -155,7 +155,7 @@ if sys.argv[1] == '1' and ops == 'not available':
 print(f'[install] ok: torch {torch.__version__} | mmcv {mmcv.__version__} (ops: '
       f'{"CUDA " + ops if ops != "not available" else "CPU"}) | diffusers {diffusers.__version__} '
       f'| timm {timm.__version__} | unirestore_mm {unirestore_mm.__version__}')
-missing = []  # what the embedded benchmark set (tools/build_embedded_set.py) needs and does not find
+missing = []  # what the embedded benchmark set (tools/dataset_converters/build_embedded_set.py) needs and does not find
 try:
     import skimage.data  # noqa: F401
 except ImportError:

@@ -1,7 +1,7 @@
 """Speed of every degradation: images per second per worker (one process, one thread of OpenCV).
 
-    python tools/bench_degradations.py                 # 512×512, severities 1..5, 3 repeats
-    python tools/bench_degradations.py --size 1024 2048 --severities 5
+    python tools/analysis_tools/bench_degradations.py                 # 512×512, severities 1..5, 3 repeats
+    python tools/analysis_tools/bench_degradations.py --size 1024 2048 --severities 5
 
 Prints the machine, library versions, and per corruption the worst (slowest) severity's images/s and
 seconds per image.  Exits 1 when any corruption takes longer than ``--max-seconds`` (0.5 s) an image.

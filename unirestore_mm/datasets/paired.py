@@ -1,8 +1,9 @@
 """Paired restoration datasets and the task-dataset wrapper that adds degradations.
 
 * :class:`PairedImageDataset`: degraded (``img_path``) and clean (``gt_path``) images from two folders,
-  from a text list of pairs, or from an mmengine-style JSON manifest (what ``tools/make_benchmark_set.py``
-  writes; labels and masks in it come along); or clean images only, degraded on the fly by a
+  from a text list of pairs, or from an mmengine-style JSON manifest (what
+  ``tools/dataset_converters/make_benchmark_set.py`` writes; labels and masks in it come along); or clean images
+  only, degraded on the fly by a
   :class:`~unirestore_mm.datasets.transforms.RandomDegradation` in the pipeline.
 * :class:`DegradedDataset`: wraps any dataset config (``mmpretrain.ImageNet``, ``mmpretrain.CUB``,
   ``mmseg.CityscapesDataset``, ...) whose own pipeline loads the image and its label or mask; its
