@@ -15,6 +15,8 @@
 #                                 1: CUDA ops even without a GPU (build node); 0: CPU ops only
 #   TORCH_CUDA_ARCH_LIST          GPU architectures of the CUDA ops (default: the visible GPU's)
 #   UNIRESTORE_CACHE              where built mmcv wheels are kept (default ~/.cache/unirestore_mm)
+#   UNIRESTORE_REINSTALL_MMCV=1   reinstall mmcv (from the cached wheel, built first if there is none) even if the
+#                                 installed one works
 #   UNIRESTORE_NO_APT=1           skip apt-get install dataset-fashion-mnist
 #   MAX_JOBS                      parallel compile jobs (default: nproc)
 #
@@ -76,7 +78,7 @@ if [ "$MMCV_ERROR" = 1 ]; then
     exit 1
 fi
 # An installed mmcv is kept when its ops import with this torch and have CUDA if CUDA ops are wanted.
-if "$PY" - "$MMCV_VERSION" "$MMCV_CUDA" 2>/dev/null <<'PYEOF'
+if [ "${UNIRESTORE_REINSTALL_MMCV:-0}" != 1 ] && "$PY" - "$MMCV_VERSION" "$MMCV_CUDA" 2>/dev/null <<'PYEOF'
 import sys
 import mmcv
 from mmcv.ops import get_compiling_cuda_version
