@@ -125,7 +125,7 @@ def to_rgb_float(img: np.ndarray) -> Tuple[np.ndarray, _ImageSpec]:
     elif img.dtype == np.uint16:
         x = img.astype(np.float32) * (1.0 / 65535.0)
     else:
-        x = np.clip(img.astype(np.float32) * (1.0 / 255.0), 0.0, 1.0)
+        x = np.clip(img, 0, 255).astype(np.float32) * (1.0 / 255.0)  # clip first: float64 beyond float32's range
     channels = 1 if img.ndim == 2 else img.shape[2]
     alpha = None
     if channels == 1:

@@ -59,21 +59,23 @@ def array_to_unit_rgb(img: np.ndarray, channel_order: str = 'bgr', where: str = 
     if not isinstance(img, np.ndarray):
         raise TypeError(f'{where}: expected a numpy image, got {type(img).__name__}')
     if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] not in (1, 3, 4)) or min(img.shape[:2]) < 1:
-        raise ValueError(f'{where}: expected an H x W, H x W x 1, 3 or 4 image, got shape {img.shape}')
+        raise ValueError(f'{where}: expected an H x W, H x W x 1, 3 or 4 image, got shape {img.shape} ({img.dtype})')
     dtype = img.dtype
     if dtype == np.uint8:
         peak = 255.0
     elif dtype == np.uint16:
         peak = 65535.0
-    elif np.issubdtype(dtype, np.floating):
+    elif dtype in (np.float16, np.float32, np.float64):
         peak = 255.0  # mmcv's float pipelines keep the 0-255 range
     else:
-        raise TypeError(f'{where}: unsupported image dtype {dtype} (uint8, uint16 or float)')
-    x = img.astype(np.float32)
-    if not np.isfinite(x).all():
-        raise ValueError(f'{where}: the image has NaN or Inf values')
+        raise TypeError(f'{where}: unsupported image dtype {dtype} (shape {img.shape}); use uint8, uint16 or '
+                        'float16/32/64 in 0-255')
+    if dtype.kind == 'f' and not np.isfinite(img).all():
+        raise ValueError(f'{where}: the image (shape {img.shape}, {dtype}) has NaN or Inf values')
+    # floats: clip in their own dtype first, so that finite values beyond float32's range do not become Inf
+    x = (np.clip(img, 0, peak) if dtype.kind == 'f' else img).astype(np.float32)
     gray = x.ndim == 2 or x.shape[2] == 1
-    alpha = x[..., 3:] if (x.ndim == 3 and x.shape[2] == 4) else None
+    alpha = img[..., 3:].copy() if (img.ndim == 3 and img.shape[2] == 4) else None  # as it was, bit for bit
     rgb = np.repeat(x.reshape(x.shape[0], x.shape[1], 1), 3, axis=2) if gray else x[..., :3]
     bgr = channel_order == 'bgr' and not gray
     if bgr:
@@ -90,11 +92,12 @@ def unit_rgb_to_array(out, meta: dict) -> np.ndarray:
         out = out[..., ::-1]
     if meta['gray']:
         out = out.mean(axis=2, keepdims=meta['ndim'] == 3)
-    elif meta['alpha'] is not None:
-        out = np.concatenate([out, meta['alpha']], axis=2)
     if np.issubdtype(meta['dtype'], np.integer):
         out = np.clip(np.rint(out), 0, meta['peak'])
-    return np.ascontiguousarray(out.astype(meta['dtype']))
+    out = out.astype(meta['dtype'])
+    if not meta['gray'] and meta['alpha'] is not None:
+        out = np.concatenate([out, np.asarray(meta['alpha'], meta['dtype'])], axis=2)
+    return np.ascontiguousarray(out)
 
 
 @TRANSFORMS.register_module()
