@@ -34,8 +34,8 @@ def test_functions_keep_shape_dtype_and_range(name, img, severity, seed):
 
 
 @settings(max_examples=30, **SETTINGS)
-@given(img=images(max_pixels=24 * 24, dtypes=FLOAT_DTYPES, values=('outside', )), name=st.sampled_from(D.ALL_CORRUPTIONS),
-       severity=st.integers(1, 5))
+@given(img=images(max_pixels=24 * 24, dtypes=FLOAT_DTYPES, values=('outside', )),
+       name=st.sampled_from(D.ALL_CORRUPTIONS), severity=st.integers(1, 5))
 def test_floats_far_outside_0_255_are_clipped_not_refused(img, name, severity):
     """Finite values of any size (float64 up to 1e300, beyond float32's range) are clipped to 0-255."""
     check_output(D.corrupt(img, name, severity, 0), img, f'add_{name}({img.shape}, {img.dtype})')
@@ -82,7 +82,8 @@ def test_haze_with_any_depth_map_and_airlight(img, depth_shape, depth_kind, airl
 
 @pytest.mark.parametrize('depth,airlight,text', [
     (np.zeros((4, 4, 2)), None, 'depth'), (np.zeros((0, 3)), None, 'depth'), (np.full((4, 4), np.nan), None, 'NaN'),
-    (np.zeros(7), None, 'depth'), (None, (0.5, 0.5), 'airlight'), (None, 1.5, 'airlight'), (None, (0, np.nan, 0), 'airlight')])
+    (np.zeros(7), None, 'depth'), (None, (0.5, 0.5), 'airlight'), (None, 1.5, 'airlight'),
+    (None, (0, np.nan, 0), 'airlight')])
 def test_haze_refuses_bad_depth_and_airlight(depth, airlight, text):
     with pytest.raises(ValueError, match=text):
         D.add_haze(np.zeros((4, 4, 3), np.uint8), 3, 0, depth=depth, airlight=airlight)

@@ -1,6 +1,7 @@
 """Datasets: paired restoration, degraded task datasets, the embedded set and the benchmark-set writer.
 
-Transforms live in :mod:`unirestore_mm.datasets.transforms` (mmcv BaseTransforms: importing them needs mmcv and mmengine).
+Transforms live in :mod:`unirestore_mm.datasets.transforms` (mmcv BaseTransforms: importing them needs mmcv
+and mmengine).
 """
 from .benchmark import load_manifest, make_benchmark_set
 from .embedded import (EMBEDDED_CLASSES, EmbeddedClsDataset, EmbeddedRestorationDataset, EmbeddedSegDataset, EMBEDDED_PALETTE, EMBEDDED_SEG_CLASSES, build_embedded_set,
