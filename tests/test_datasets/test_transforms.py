@@ -1,5 +1,6 @@
 """The registered transforms: RandomDegradation, Degradation, Add*, loading, cropping, packing."""
 import inspect
+import pickle
 
 import numpy as np
 import pytest
@@ -192,6 +193,9 @@ def test_named_classes_and_functions_agree_with_the_lookup_dicts():
     for cls in (RandomDegradation, Degradation, LoadPairedImages, LoadCleanImage, PairedRandomCrop,
                 PackRestorationInputs, RestoreImage):
         assert issubclass(cls, BaseTransform) and TRANSFORMS.get(f'unirestore_mm.{cls.__name__}') is cls
+    # spawned dataloader workers get the transforms by pickle: by their module-level class
+    t = pickle.loads(pickle.dumps(NAMED_DEGRADATIONS['haze'](severity=2, seed=5)))
+    assert type(t) is NAMED_DEGRADATIONS['haze'] and t.corruptions == ['haze'] and t.severity == 2
     # nothing is made at import time behind grep's back
     for module in (package, transforms_module, D):
         assert 'globals()' not in inspect.getsource(module), module.__name__
