@@ -29,21 +29,6 @@ class RecordLossHook(Hook):
 
 
 @HOOKS.register_module(force=True)
-class KillPointHook(Hook):
-    """At the start of iteration ``at`` (1-based), write ``marker`` and hang, so a test can SIGKILL the run
-    mid-iteration; a no-op when ``$UNIRESTORE_NO_KILLPOINT`` is set (the resumed run)."""
-
-    def __init__(self, at, marker):
-        self.at, self.marker = at, marker
-
-    def before_train_iter(self, runner, batch_idx, data_batch=None):
-        if runner.iter + 1 == self.at and not os.environ.get('UNIRESTORE_NO_KILLPOINT'):
-            with open(self.marker, 'w') as f:
-                f.write(str(os.getpid()))
-            time.sleep(600)
-
-
-@HOOKS.register_module(force=True)
 class StopAtHook(Hook):
     """Stop training after iteration ``at`` (as if interrupted cleanly)."""
 
@@ -131,17 +116,20 @@ def _arm_backward(runner):
 
 
 class _PartialWriteFile:
-    """A file that dies once part of its content is on disk: at the write that takes it past ``KILL_AFTER``
-    bytes (only part of that write reaches the file), or, for a smaller file, when the writer flushes,
-    asks for the descriptor to ``fsync`` it, or closes it -- always before it can be renamed."""
+    """A file that dies with part of its content on disk: at the write that takes it past ``KILL_AFTER`` bytes
+    (half of that write reaches the file), or, for a smaller file, when the writer flushes it, asks for its
+    descriptor (to ``fsync`` it) or closes it, after cutting what was written in half -- always before a rename."""
 
     KILL_AFTER = 64 * 1024
 
     def __init__(self, f, name):
         self._f, self._name, self._written = f, name, 0
 
-    def _die(self):
+    def _die(self, cut=True):
         self._f.flush()
+        if cut:
+            self._written //= 2
+            os.ftruncate(self._f.fileno(), self._written)
         os.fsync(self._f.fileno())
         die(f'checkpoint_write: {self._written} bytes of {self._name} on disk')
 
@@ -154,7 +142,7 @@ class _PartialWriteFile:
         part = max(1, len(data) // 2)
         self._f.write(data[:part])
         self._written += part
-        self._die()
+        self._die(cut=False)
 
     def flush(self):
         self._die()

@@ -44,6 +44,11 @@ def write_config(root, work):
     cfg.train_dataloader.batch_size = 2
     cfg.optim_wrapper.lr_scaling.batch_size = 2
     cfg.randomness = dict(seed=0, diff_rank_seed=True, deterministic=True)
+    # the recipe's one-cycle schedule over 4x the run: the learning rate is still high at the kills (the recipe's
+    # own schedule, compressed into 6 iterations, is down to 1e-10 by iteration 5, where a lost or doubled step
+    # would hardly move a weight) and changes every step (a scheduler not restored shows)
+    cfg.param_scheduler = [dict(type='unirestore_mm.OneCycleCosineLR', pct_start=0.1, div_factor=10.0,
+                                by_epoch=False, total_steps=4 * MAX_ITERS)]
     # 'tests' is taken by a package in site-packages: the hooks are imported as test_training.* (PYTHONPATH)
     cfg.custom_imports = dict(imports=['unirestore_mm', 'test_training.killpoint'], allow_failed_imports=False)
     cfg.custom_hooks = [dict(type='RecordLossHook', path=str(work / 'losses.jsonl')),
@@ -150,8 +155,8 @@ def test_sigkill_then_resume_equals_uninterrupted_run(reference, spec, trained, 
     elif point == 'backward':
         done, total = map(int, where.split(': ')[1].split(' parameter')[0].split(' of '))
         assert 0 < done < total, where
-    else:
-        assert spec.split(':')[1] in where, where
+    else:  # part of the file, under its temporary name (or its own, for a writer that is not atomic)
+        assert spec.split(':')[1] in where and int(where.split(': ')[1].split(' bytes')[0]) > 0, where
 
     # right after the kill: the previous checkpoint is whole, loadable and what the uninterrupted run saved
     assert [r['iter'] for r in losses(work)] == list(range(1, trained + 1))
@@ -184,3 +189,27 @@ def test_sigkill_then_resume_equals_uninterrupted_run(reference, spec, trained, 
     assert_same_checkpoint(work / f'iter_{MAX_ITERS}.pth', ref / f'iter_{MAX_ITERS}.pth')
     assert sorted(p for p in os.listdir(work) if p.endswith('.pth')) == sorted(
         p for p in os.listdir(ref) if p.endswith('.pth'))
+
+
+def test_stale_temporaries_of_dead_writers_only_are_removed(tmp_path):
+    """What the resumed run above relies on: a killed writer's temporary file goes, a live writer's stays."""
+    from unirestore_mm.engine.checkpoint import remove_stale_temporaries
+    dead = subprocess.run([sys.executable, '-c', 'import os; print(os.getpid())'], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)
+    live = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])
+    try:
+        names = {f'.iter_6.pth.{dead_pid}.0a1b2c3d.tmp': 'removed',  # killed while writing (new writer's name)
+                 f'.last_checkpoint.{dead_pid}.tmp': 'removed',  # the earlier writer's name
+                 f'.iter_6.pth.{os.getpid()}.12345678.tmp': 'removed',  # this process has not written yet
+                 f'.iter_6.pth.{live.pid}.0a1b2c3d.tmp': 'kept',  # another run writing right now
+                 f'.result.png.{dead_pid}.0a1b2c3d.tmp': 'kept',  # not a file this hook writes
+                 'iter_6.pth': 'kept', 'notes.tmp': 'kept'}
+        for name in names:
+            (tmp_path / name).write_bytes(b'partial')
+        is_ours = lambda name: name == 'last_checkpoint' or name.startswith('iter_')  # noqa: E731
+        removed = remove_stale_temporaries(str(tmp_path), is_ours)
+    finally:
+        live.kill()
+        live.wait()
+    assert sorted(removed) == sorted(str(tmp_path / n) for n, what in names.items() if what == 'removed')
+    assert sorted(os.listdir(tmp_path)) == sorted(n for n, what in names.items() if what == 'kept')
