@@ -36,8 +36,13 @@ def test_metrics_from_registry_over_samples():
         samples.append(BaseDataElement(pred_img=(gt + 0.02).clamp(0, 1), gt_img=gt).to_dict())
     for m in (psnr_metric, ssim_metric):
         m.process(None, samples)
-    assert 25 < psnr_metric.evaluate(3)['PSNR'] < 50
-    assert 0.5 < ssim_metric.evaluate(3)['SSIM'] <= 1
+    # the mean over samples of the per-image scores, with the metric's own crop_border (values against scikit-image:
+    # test_metric_values.py)
+    expected_psnr = sum(float(psnr(s['pred_img'], s['gt_img'], crop_border=1)) for s in samples) / 3
+    expected_ssim = sum(float(ssim(s['pred_img'], s['gt_img'])) for s in samples) / 3
+    assert psnr_metric.evaluate(3)['PSNR'] == pytest.approx(expected_psnr, rel=1e-12)
+    assert ssim_metric.evaluate(3)['SSIM'] == pytest.approx(expected_ssim, rel=1e-12)
+    assert expected_psnr != pytest.approx(sum(float(psnr(s['pred_img'], s['gt_img'])) for s in samples) / 3)
 
 
 def test_metric_errors():
