@@ -439,6 +439,8 @@ def test_benchmark_user_errors(bench, tmp_path, capsys):
     bad_cfg.write_text('test_dataloader = dict(\n')
     garbage = tmp_path / 'garbage.pth'
     garbage.write_bytes(b'\x00not a checkpoint' * 10)
+    empty = tmp_path / 'empty.pth'
+    empty.write_bytes(b'')
     a_file = tmp_path / 'a_file'
     a_file.write_text('x')
 
@@ -456,6 +458,7 @@ def test_benchmark_user_errors(bench, tmp_path, capsys):
         (set_opt('--data-options', f'test_dataloader.dataset.data_root={tmp_path / "gone"}'), 'gone'),
         (swap(bench['restorer'], str(tmp_path / 'nope')), 'nope'),
         (swap(bench['restorer'], str(garbage)), 'garbage.pth'),
+        (swap(bench['restorer'], str(empty)), 'empty.pth'),
         (base + ['--preset', 'huge'], 'huge'),
         (base + ['--prior', str(tmp_path / 'no_prior')], 'no_prior'),
         (set_opt('--tasks', 'dehaze'), 'dehaze'),
