@@ -431,6 +431,51 @@ def test_benchmark_goes_past_bad_files_and_resumes(bench, tmp_path, capsys, monk
                for line in open(work / 'cells.jsonl'))
 
 
+KILL_AT_CELL = """
+import os, runpy, signal, sys
+count, real = [0], os.fsync
+def fsync(fd):
+    real(fd)
+    if os.readlink(f'/proc/self/fd/{{fd}}').endswith('cells.jsonl'):
+        count[0] += 1
+        if count[0] == {n}:  # that cell is on disk: die before the next one
+            os.kill(os.getpid(), signal.SIGKILL)
+os.fsync = fsync
+sys.argv = {argv!r}
+sys.exit(runpy.run_path({tool!r}, run_name='__main__'))
+"""
+
+
+@pytest.mark.skipif(not osp.isdir('/proc/self/fd'), reason='needs /proc to find the journal file descriptor')
+def test_benchmark_killed_after_a_cell_then_skip_existing(bench, tmp_path, monkeypatch):
+    """SIGKILL right after the second cell reached the disk; the rerun computes only the third (one restorer pass)
+    and the table equals an uninterrupted run's."""
+    data = _rain(tmp_path / 'rain', n=3)
+    whole, work = tmp_path / 'whole', tmp_path / 'killed'
+    tool = _load(BENCH_PY, 'bench_tool_kill')
+    assert tool.main(_bench_argv(bench, data, whole, ['--no-figures'])) == 0
+    argv = [BENCH_PY] + _bench_argv(bench, data, work, ['--no-figures'])
+    proc = _run([sys.executable, '-c', KILL_AT_CELL.format(n=2, argv=argv, tool=BENCH_PY)])
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
+    kept = open(work / 'cells.jsonl').read()
+    assert [json.loads(line)['row'] for line in kept.splitlines()] == ['clean', 'degraded']
+    assert not osp.exists(work / 'table.md')
+
+    from unirestore_mm.apis import benchmark as api
+    calls = []
+    real = api.restore_batch
+    monkeypatch.setattr(api, 'restore_batch', lambda *a, **k: calls.append(len(a[1])) or real(*a, **k))
+    predicted = []
+    real_predict = api.Downstream.predict
+    monkeypatch.setattr(api.Downstream, 'predict', lambda self, b: predicted.append(1) or real_predict(self, b))
+    assert tool.main(_bench_argv(bench, data, work, ['--no-figures', '--skip-existing'])) == 0
+    assert calls == [2, 1]  # the 3 images of the one missing cell (batch size 2), nothing else
+    assert len(predicted) == 4  # per batch: the clean reference and the restored images of that cell
+    assert open(work / 'cells.jsonl').read().startswith(kept)  # the finished cells were kept as they were
+    assert json.load(open(work / 'table.json'))['table'] == json.load(open(whole / 'table.json'))['table']
+    assert not _tmp_files(str(work))
+
+
 def test_benchmark_user_errors(bench, tmp_path, capsys):
     tool = _load(BENCH_PY, 'bench_tool_errors')
     data = _rain(tmp_path / 'rain', n=2)
