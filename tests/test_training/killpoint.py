@@ -45,10 +45,11 @@ class StopAtHook(Hook):
 # then resumed (``tools/train.py --resume``, as a user would) without the variable:
 #   UNIRESTORE_KILL_AT=<point>@<iteration>[:<file name>]     UNIRESTORE_KILL_MARKER=<file the victim writes>
 # points: ``optimizer_step`` (half of the parameters updated in memory, then killed), ``backward`` (killed once
-# half of the trainable parameters' gradients have been computed), ``checkpoint_write`` (the first write of a
-# file named <file name>, or of a temporary file for it, puts half the bytes on disk, then the process is
-# killed: after the temporary file is partly written and before any rename).  The write is caught at
-# ``open``/``os.fdopen`` and ``file.write``, so it does not depend on which module of the package writes.
+# half of the trainable parameters' gradients have been computed), ``checkpoint_write`` (the file named
+# <file name>, or a temporary file for it, is killed with part of its bytes on disk: after the temporary file
+# is partly written and before any rename; see _PartialWriteFile).  The write is caught at ``open`` /
+# ``os.fdopen`` and ``file.write``, so it does not depend on which module of the package writes, nor on
+# whether the writer is atomic (a writer that is not leaves the partial file under the real name).
 KILL_ENV = 'UNIRESTORE_KILL_AT'
 MARKER_ENV = 'UNIRESTORE_KILL_MARKER'
 KILL_POINTS = ('optimizer_step', 'backward', 'checkpoint_write')
