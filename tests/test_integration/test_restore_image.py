@@ -30,13 +30,13 @@ def _reference(model, img, peak, seed=0):
     gray = x.ndim == 2 or x.shape[2] == 1
     rgb = np.repeat(x.reshape(*x.shape[:2], 1), 3, axis=2) if gray else x[..., 2::-1]  # BGR(A) -> RGB
     y = model.restore(torch.from_numpy(rgb.transpose(2, 0, 1).copy()), task='ir', seed=seed)
-    y = y.double().numpy().transpose(1, 2, 0) * peak
+    y = y.numpy().transpose(1, 2, 0) * np.float32(peak)  # the restorer's float32, scaled in float32
     if gray:
         ref = y.mean(axis=2) if img.ndim == 2 else y.mean(axis=2, keepdims=True)
     else:
         ref = y[..., ::-1]
         if img.shape[2] == 4:
-            ref = np.concatenate([ref, img[..., 3:].astype(np.float64)], axis=2)
+            ref = np.concatenate([ref, img[..., 3:].astype(np.float32)], axis=2)
     if np.issubdtype(img.dtype, np.integer):
         ref = np.clip(np.rint(ref), 0, peak)
     return ref
