@@ -87,6 +87,14 @@ class RankProbeHook(Hook):
 """
 
 
+def _free_port() -> int:
+    """A port free right now (a fixed one collides with another run of this test on the same machine)."""
+    import socket
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
 @pytest.mark.skipif(shutil.which('bash') is None, reason='needs bash')
 def test_torchrun_two_cpu_processes(tmp_path):
     """tools/dist_train.sh with 2 CPU processes: both ranks train (gloo, DDP) on different samples, their weights stay
@@ -101,7 +109,7 @@ def test_torchrun_two_cpu_processes(tmp_path):
                 "custom_hooks = [dict(type='RankProbeHook')]\n")
     work = tmp_path / 'work'
     env = subprocess_env()
-    env.update(PORT='29517', PYTHONPATH=str(tmp_path) + os.pathsep + env['PYTHONPATH'])
+    env.update(PORT=str(_free_port()), PYTHONPATH=str(tmp_path) + os.pathsep + env['PYTHONPATH'])
     proc = subprocess.run(['bash', 'tools/dist_train.sh', cfg, '2', '--work-dir', str(work)], cwd=REPO,
                           env=env, capture_output=True, text=True, timeout=300)
     out = proc.stdout + proc.stderr
