@@ -10,7 +10,9 @@ and kills it with a real ``SIGKILL`` from inside (``killpoint.FaultInjectionHook
 * ``checkpoint_write@6:iter_6.pth``: killed with half of the checkpoint's temporary file on disk, before the
   rename;
 * ``checkpoint_write@6:last_checkpoint``: ``iter_6.pth`` complete, killed half way through updating the
-  pointer ``--resume`` reads.
+  pointer ``--resume`` reads;
+* ``checkpoint_write@6:unirestore.safetensors``: all iterations trained and checkpointed, killed while exporting
+  the restorer at the end (``--resume`` then trains nothing and exports it).
 
 Right after the kill the last complete checkpoint is intact, loadable (``weights_only``) and equal to the
 uninterrupted run's file of the same iteration, and no partial checkpoint stands under a checkpoint's name.
@@ -27,6 +29,7 @@ import sys
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from unirestore_mm.engine import load_training_checkpoint
 from .helpers import CONFIGS, REPO, ir_dataset, load_cfg, tiny_runtime, write_task_data
@@ -102,7 +105,6 @@ def assert_same_checkpoint(path, ref_path):
 
 def assert_every_file_whole(work):
     """No temporary file anywhere under the work dir; every checkpoint, sidecar and pointer reads whole."""
-    from safetensors.torch import load_file
     for folder, _, files in os.walk(work):
         leftovers = [f for f in files if f.endswith('.tmp') or f.startswith('.')]
         assert not leftovers, f'partial/temporary files left in {folder}: {leftovers}'
@@ -134,6 +136,8 @@ CASES = [
     ('backward@5', 4, 4),
     ('checkpoint_write@6:iter_6.pth', 5, 4),
     ('checkpoint_write@6:last_checkpoint', 5, 4),
+    # training finished and checkpointed, killed while exporting the restorer: --resume only re-exports
+    ('checkpoint_write@6:unirestore.safetensors', 6, 6),
 ]
 
 
@@ -164,7 +168,6 @@ def test_sigkill_then_resume_equals_uninterrupted_run(reference, spec, trained, 
     pointed = (work / 'last_checkpoint').read_text()
     assert pointed == str(work / f'iter_{resume_from}.pth'), pointed
     assert_same_checkpoint(pointed, ref / f'iter_{resume_from}.pth')
-    from safetensors.torch import load_file
     for name in os.listdir(work):  # nothing partial stands under a name the package reads
         try:
             if name.endswith('.pth'):
@@ -190,6 +193,8 @@ def test_sigkill_then_resume_equals_uninterrupted_run(reference, spec, trained, 
     # and on disk: the last checkpoint equals the uninterrupted run's; nothing partial or temporary is left
     assert assert_every_file_whole(work) == str(work / f'iter_{MAX_ITERS}.pth')
     assert_same_checkpoint(work / f'iter_{MAX_ITERS}.pth', ref / f'iter_{MAX_ITERS}.pth')
+    for name in (f'iter_{MAX_ITERS}.safetensors', 'unirestore.safetensors'):  # the sidecar, the exported restorer
+        assert_same(load_file(str(work / name)), load_file(str(ref / name)), name)
     assert sorted(p for p in os.listdir(work) if p.endswith('.pth')) == sorted(
         p for p in os.listdir(ref) if p.endswith('.pth'))
 
