@@ -212,16 +212,21 @@ def _state_of(runner):
     scheds = runner.param_schedulers
     scheds = ({k: [s.state_dict() for s in v] for k, v in scheds.items()} if isinstance(scheds, dict)
               else [s.state_dict() for s in scheds or []])
-    return dict(iter=runner.iter, model=model.state_dict(), optimizer=runner.optim_wrapper.state_dict(),
-                param_schedulers=scheds)
+    state = dict(iter=runner.iter, model=model.state_dict(), optimizer=runner.optim_wrapper.state_dict(),
+                 param_schedulers=scheds)
+    for hook in runner.hooks:  # an EMA of the trained parameters (TrainedPartsEMAHook)
+        if isinstance(getattr(hook, 'shadow', None), dict):
+            state[f'{type(hook).__name__}'] = dict(steps=hook.steps, shadow=hook.shadow)
+    return state
 
 
 @HOOKS.register_module(force=True)
 class DumpFinalStateHook(Hook):
     """At the end of training, save the whole model state dict (frozen parts included), the optimizer's and the
-    parameter schedulers' state dicts to ``path`` (what a bit-for-bit comparison of two runs reads)."""
+    parameter schedulers' state dicts and an EMA hook's averages to ``path`` (what a bit-for-bit comparison of
+    two runs reads).  First of the ``after_train`` hooks: the weights as trained, before an EMA replaces them."""
 
-    priority = 'LOWEST'
+    priority = 'HIGHEST'
 
     def __init__(self, path):
         self.path = path

@@ -17,7 +17,8 @@ and kills it with a real ``SIGKILL`` from inside (``killpoint.FaultInjectionHook
 Right after the kill the last complete checkpoint is intact, loadable (``weights_only``) and equal to the
 uninterrupted run's file of the same iteration, and no partial checkpoint stands under a checkpoint's name.
 After ``--resume`` runs to the end, the whole model state dict (frozen prior included), every optimizer state
-tensor and step count, the parameter schedulers' state and every logged loss and learning rate equal the
+tensor and step count, the parameter schedulers' state, the EMA of the trained parts (``TrainedPartsEMAHook``,
+the recipes' optional EMA), the exported restorer and every logged loss and learning rate equal the
 uninterrupted run's (``torch.equal`` / ``==``), and no temporary or partial file is left in the work dir.
 """
 import json
@@ -56,6 +57,8 @@ def write_config(root, work):
     cfg.custom_imports = dict(imports=['unirestore_mm', 'test_training.killpoint'], allow_failed_imports=False)
     cfg.custom_hooks = [dict(type='RecordLossHook', path=str(work / 'losses.jsonl')),
                         dict(type='FaultInjectionHook'),
+                        # the optional EMA of the trained parts (stage_runtime.py), with a momentum that shows
+                        dict(type='unirestore_mm.TrainedPartsEMAHook', momentum=0.5),
                         dict(type='DumpFinalStateHook', path=str(work / 'final_state.pt'))]
     path = root / f'{work.name}.py'
     cfg.dump(str(path))
@@ -98,7 +101,8 @@ def assert_same(a, b, where='state'):
 def assert_same_checkpoint(path, ref_path):
     """What ``--resume`` restores from two checkpoint files is the same (not the save time, not the timers)."""
     got, ref = load_training_checkpoint(str(path)), load_training_checkpoint(str(ref_path))
-    for key in ('state_dict', 'optimizer', 'param_schedulers', 'rng_state'):
+    assert 'trained_ema' in ref
+    for key in ('state_dict', 'optimizer', 'param_schedulers', 'rng_state', 'trained_ema'):
         assert_same(got[key], ref[key], f'{osp.basename(path)}:{key}')
     assert got['meta']['iter'] == ref['meta']['iter']
 
@@ -189,6 +193,7 @@ def test_sigkill_then_resume_equals_uninterrupted_run(reference, spec, trained, 
     ref_final = torch.load(ref / 'final_state.pt', weights_only=False)
     assert final['iter'] == ref_final['iter'] == MAX_ITERS
     assert final['optimizer']['state'], 'no optimizer state to compare'
+    assert final['TrainedPartsEMAHook']['steps'] == MAX_ITERS, 'no EMA state to compare'
     assert_same(final, ref_final, 'final')
     # and on disk: the last checkpoint equals the uninterrupted run's; nothing partial or temporary is left
     assert assert_every_file_whole(work) == str(work / f'iter_{MAX_ITERS}.pth')
