@@ -170,7 +170,7 @@ def test_test_tool_every_kind_of_bad_file(tiny, tmp_path):
     if unreadable:
         expected['005.png'] = 'Permission denied'
     assert {osp.basename(p) for p in listed} == set(expected), proc.stderr[-2000:]
-    expected['001.jpg'] = 'decode'  # OpenCV refuses a cut JPEG itself (check_image_complete is for decoders that do not)
+    expected['001.jpg'] = 'decode'  # OpenCV refuses a cut JPEG itself (check_image_complete: for decoders that don't)
     for path, reason in listed.items():
         assert expected[osp.basename(path)] in reason, (path, reason)
     good = {f'{i:03d}.png' for i in range(5, 9)} - ({'005.png'} if unreadable else set())
@@ -213,6 +213,9 @@ def test_bugs_are_not_taken_for_bad_files(tmp_path):
     """Only errors about the sample's files make a marker; any other error (a bug) is raised."""
     from unirestore_mm.datasets.transforms.transforms import CorruptImageError
     from unirestore_mm.engine.tolerant_test import BAD_KEY, SkipBadSamples, drop_bad_samples_collate
+
+    for i in range(2):  # readable files: the error is not about them (paired.file_error reads them to tell)
+        cv2.imwrite(str(tmp_path / f'{i}.png'), np.zeros((4, 4, 3), np.uint8))
 
     class Data:
         def __init__(self, err):
@@ -314,7 +317,8 @@ def test_test_tool_user_errors(tiny, tmp_path, capsys):
     no_test = tmp_path / 'no_test.py'
     no_test.write_text(f'_base_ = [{cfg!r}]\ntest_dataloader = None\n')
     no_data = tmp_path / 'no_data.py'
-    no_data.write_text(f'_base_ = [{cfg!r}]\ntest_dataloader = dict(dataset=dict(data_root={str(tmp_path / "gone")!r}))\n')
+    gone = str(tmp_path / 'gone')
+    no_data.write_text(f'_base_ = [{cfg!r}]\ntest_dataloader = dict(dataset=dict(data_root={gone!r}))\n')
     garbage = tmp_path / 'garbage.pth'
     garbage.write_bytes(b'\x00not a checkpoint' * 10)
     empty = tmp_path / 'empty.pth'

@@ -79,15 +79,10 @@ def file_error_reason(err: BaseException, paths: Optional[Dict[str, str]] = None
 
     Uses the paired data sets' own classification (:func:`unirestore_mm.datasets.paired.file_error`); a
     ``CorruptSampleError`` from those data sets is judged by its cause."""
-    from ..datasets import paired
-    from ..datasets.paired import CorruptSampleError
+    from ..datasets.paired import CorruptSampleError, file_error
     while isinstance(err, CorruptSampleError) and err.__cause__ is not None:
         err = err.__cause__
-    classify = getattr(paired, 'file_error', None)
-    if classify is not None:
-        cause = classify(err, dict(paths or {}))
-    else:  # the older helper: a yes/no answer on the exception itself
-        cause = err if paired._is_file_error(err) else None
+    cause = file_error(err, dict(paths or {}))
     if cause is None:
         return None
     return f'{type(cause).__name__}: {_one_line(cause)}'
