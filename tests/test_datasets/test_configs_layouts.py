@@ -127,7 +127,7 @@ def test_gopro(tmp_path):
 
 
 def test_imagenet_val_subset(tmp_path):
-    pytest.importorskip('mmpretrain')
+    import mmpretrain  # noqa: F401  (a required dependency: a broken install must fail, not skip)
     lines = []
     for i, label in enumerate((65, 970, 3), 1):
         name = f'ILSVRC2012_val_{i:08d}.JPEG'
@@ -144,7 +144,7 @@ def test_imagenet_val_subset(tmp_path):
 
 
 def test_cub200(tmp_path):
-    pytest.importorskip('mmpretrain')
+    import mmpretrain  # noqa: F401  (a required dependency: a broken install must fail, not skip)
     files = ['001.Black_footed_Albatross/Black_Footed_Albatross_0001_796111.jpg',
              '001.Black_footed_Albatross/Black_Footed_Albatross_0002_55.jpg',
              '002.Laysan_Albatross/Laysan_Albatross_0001_545.jpg']
@@ -172,7 +172,7 @@ def _cityscapes_files(root, img_dir, img_suffix, n=2, clean=False):
 
 
 def test_cityscapes(tmp_path):
-    pytest.importorskip('mmseg')
+    import mmseg  # noqa: F401  (a required dependency: a broken install must fail, not skip)
     _cityscapes_files(tmp_path, 'leftImg8bit', '_leftImg8bit.png')
     ds, s = build('cityscapes', 'val_dataloader', tmp_path)
     assert len(ds) == 2
@@ -184,7 +184,7 @@ def test_cityscapes(tmp_path):
 
 
 def test_foggy_cityscapes(tmp_path):
-    pytest.importorskip('mmseg')
+    import mmseg  # noqa: F401  (a required dependency: a broken install must fail, not skip)
     _cityscapes_files(tmp_path, 'leftImg8bit_foggy', '_leftImg8bit_foggy_beta_0.02.png', clean=True)
     ds, s = build('foggy_cityscapes', 'val_dataloader', tmp_path)
     assert len(ds) == 2
@@ -195,7 +195,7 @@ def test_foggy_cityscapes(tmp_path):
 
 
 def test_acdc(tmp_path):
-    pytest.importorskip('mmseg')
+    import mmseg  # noqa: F401  (a required dependency: a broken install must fail, not skip)
     for cond in ('fog', 'night', 'rain', 'snow'):
         stem = 'GOPR0475/GOPR0475_frame_000041'
         write_image(str(tmp_path / f'rgb_anon/{cond}/val/{stem}_rgb_anon.png'), 16, 16)
@@ -207,7 +207,7 @@ def test_acdc(tmp_path):
 
 
 def test_corrupt_file_in_a_wrapped_mmseg_dataset(tmp_path):
-    pytest.importorskip('mmseg')
+    import mmseg  # noqa: F401  (a required dependency: a broken install must fail, not skip)
     from unirestore_mm.datasets import CorruptSampleError
     _cityscapes_files(tmp_path, 'leftImg8bit', '_leftImg8bit.png', n=3)
     bad = tmp_path / 'leftImg8bit/val/aachen/aachen_000001_000019_leftImg8bit.png'

@@ -74,8 +74,8 @@ def test_embedded_layout_and_idempotence(embedded, tmp_path):
 
 @needs_sources
 def test_embedded_read_by_mmpretrain_and_mmseg(embedded):
-    pytest.importorskip('mmpretrain')
-    pytest.importorskip('mmseg')
+    import mmpretrain  # noqa: F401  (a required dependency: a broken install must fail, not skip)
+    import mmseg  # noqa: F401  (a required dependency: a broken install must fail, not skip)
     root = osp.dirname(osp.dirname(embedded))
     with DefaultScope.overwrite_default_scope('unirestore_mm'):
         cls = DATASETS.build(dict(type='unirestore_mm.EmbeddedClsDataset', split='test', root=root, **TINY,
@@ -105,8 +105,8 @@ def test_embedded_read_by_mmpretrain_and_mmseg(embedded):
 
 @needs_sources
 def test_embedded_configs(embedded):
-    pytest.importorskip('mmpretrain')
-    pytest.importorskip('mmseg')
+    import mmpretrain  # noqa: F401  (a required dependency: a broken install must fail, not skip)
+    import mmseg  # noqa: F401  (a required dependency: a broken install must fail, not skip)
     from .test_configs_layouts import build
     root = osp.dirname(osp.dirname(embedded))
     tiny = dict(root=root, n_train=20, n_test=10)
@@ -164,7 +164,7 @@ def test_benchmark_tool_on_the_embedded_set(embedded, tmp_path):
     assert len(man['data_list']) == 8 and man['metainfo']['classes'] == list(EMBEDDED_CLASSES)
     assert 'gt_label' in man['data_list'][0] and 'seg_map_path' in man['data_list'][0]
     from .test_configs_layouts import build
-    pytest.importorskip('mmseg')
+    import mmseg  # noqa: F401  (a required dependency: a broken install must fail, not skip)
     ds, s = build('benchmark_set', 'test_dataloader', str(out))
     assert len(ds) == 8 and s['data_samples'].gt_sem_seg.data.shape == (1, 32, 32)
 

@@ -67,9 +67,9 @@ def random_batch(kind, n=2, size=32, seed=0):
 def test_config_trains_and_predicts(config):
     kind = {'unirestore': 'restore', 'mmpretrain': 'cls', 'mmseg': 'seg'}[config.split(osp.sep)[1]]
     if kind == 'cls':
-        pytest.importorskip('mmpretrain')
+        import mmpretrain  # noqa: F401  (a required dependency: a broken install must fail, not skip)
     if kind == 'seg':
-        pytest.importorskip('mmseg')
+        import mmseg  # noqa: F401  (a required dependency: a broken install must fail, not skip)
     cfg = Config.fromfile(osp.join(REPO, config))
     with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'unirestore_mm')):
         torch.manual_seed(0)

@@ -130,7 +130,7 @@ def test_errors_at_build_time(kwargs, match):
 
 
 def test_mmpretrain_classifier_changes_only_its_backbone():
-    pytest.importorskip('mmpretrain')
+    import mmpretrain  # noqa: F401  (a required dependency: a broken install must fail, not skip)
     from mmpretrain.registry import MODELS as PRETRAIN_MODELS
     cfg = dict(
         type='ImageClassifier',
@@ -147,8 +147,8 @@ def test_mmpretrain_classifier_changes_only_its_backbone():
 
 
 def test_mmseg_segmenter_with_scoped_backbone_from_another_library():
-    pytest.importorskip('mmseg')
-    pytest.importorskip('mmpretrain')
+    import mmseg  # noqa: F401  (a required dependency: a broken install must fail, not skip)
+    import mmpretrain  # noqa: F401  (a required dependency: a broken install must fail, not skip)
     from mmseg.registry import MODELS as SEG_MODELS
     cfg = dict(
         type='EncoderDecoder',
@@ -165,7 +165,7 @@ def test_mmseg_segmenter_with_scoped_backbone_from_another_library():
 
 
 def test_timm_backbone_through_mmpretrain():
-    pytest.importorskip('mmpretrain')
+    import mmpretrain  # noqa: F401  (a required dependency: a broken install must fail, not skip)
     pytest.importorskip('timm')
     m = make(backbone_type=None, backbone=dict(type='mmpretrain.TIMMBackbone', model_name='resnet18', pretrained=False,
                                               features_only=True, out_indices=(4, ))).eval()

@@ -154,7 +154,7 @@ def test_author_checkpoint_and_its_converter(tmp_path, marker, fmt):
 # -- recognizers --------------------------------------------------------------------------------------------
 @pytest.mark.parametrize('fmt', FORMATS)
 def test_recognizer_checkpoint(tmp_path, marker, fmt):
-    pytest.importorskip('mmpretrain')
+    import mmpretrain  # noqa: F401  (a required dependency: a broken install must fail, not skip)
     from test_training.helpers import TINY_CLS, save_recognizer
 
     from unirestore_mm.models import build_recognizer
