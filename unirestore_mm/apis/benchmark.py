@@ -37,8 +37,8 @@ import numpy as np
 import torch
 
 from ..datasets.transforms.degradations import check_severity, sample_seed
-from ..engine.tolerant_test import SkipBadSamples, evaluate_by_index, gather_bad, is_bad
 from ..datasets.transforms.transforms import _expand_corruptions
+from ..engine.tolerant_test import BAD_KEY, SkipBadSamples, evaluate_by_index, gather_bad, is_bad
 from ..evaluation.task_benchmark import _atomic_text, load_cells
 
 __all__ = ['Condition', 'BenchRow', 'Downstream', 'BenchmarkData', 'RestorerSpec', 'run_benchmark',
@@ -352,8 +352,9 @@ class BenchmarkData:
         self.size = len(first)
         probe = next((s for s in (first[i] for i in range(len(first))) if not is_bad(s)), None)
         if probe is None:
+            bad = first[0][BAD_KEY]
             raise BenchmarkError(f'data {config}: every one of its {len(first)} samples is a bad file (the first: '
-                                 f'{first[0]["__bad_sample__"]["path"]}: {first[0]["__bad_sample__"]["reason"]})')
+                                 f'{bad["path"]}: {bad["reason"]})')
         sample = probe['data_samples']
         self.has_clean = 'gt_img' in sample
         self.has_label = 'gt_label' in sample
@@ -540,7 +541,7 @@ def run_benchmark(data: BenchmarkData, restorers: Dict[str, Any], row_specs: Seq
         bad = list(getattr(dataset, 'missing', []))  # left out when the data set was built (no clean match)
         ran: List[int] = []  # data set index of every sample evaluated here, in order
         for batch in data.loader(dataset, batch_size, num_workers):
-            bad += [s['__bad_sample__'] for _, s in batch if is_bad(s)]
+            bad += [s[BAD_KEY] for _, s in batch if is_bad(s)]
             batch = [(i, s) for i, s in batch if not is_bad(s)]
             if not batch:
                 if bar is not None:
