@@ -75,6 +75,9 @@ def load_checkpoint_file(path: str, what: str, allow_pickle: bool = False, pickl
         with torch.serialization.safe_globals(mmengine_safe_globals()):
             return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
+        if not allow_pickle and 'global' not in _first_reason(err).lower():
+            # not a refused object but bytes that are no pickle at all (a foreign or damaged file)
+            raise ValueError(f'{what} {path!r} is not a readable torch checkpoint ({_first_reason(err)})') from None
         if not allow_pickle:
             raise ValueError(
                 f'{what} {path!r} holds Python objects that torch.load(weights_only=True) refuses, so it was not '
