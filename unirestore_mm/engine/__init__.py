@@ -6,12 +6,14 @@ from .hooks import FreezeHook, TaskDataCheckHook, TrainedPartsEMAHook
 from .loops import ExactResumeIterBasedTrainLoop
 from .multitask_data import MultiTaskDataset, TaskBatchSampler
 from .optim import BF16OptimWrapper, OneCycleCosineLR, SqrtScaledOptimWrapperConstructor, sqrt_scaled_lr
+from .tolerant_test import AtomicDumpResults, SkipBadSamples, SkipBadSamplesTestLoop, drop_bad_samples_collate
 from .visualization_hook import NoRestoredImageError, RestorationVisualizationHook, enable_test_pictures
 
 __all__ = [
-    'BF16OptimWrapper', 'ExactResumeIterBasedTrainLoop', 'FreezeHook', 'MultiTaskDataset', 'NoRestoredImageError',
-    'OneCycleCosineLR', 'RestorationVisualizationHook', 'SqrtScaledOptimWrapperConstructor', 'TaskBatchSampler',
+    'AtomicDumpResults', 'BF16OptimWrapper', 'ExactResumeIterBasedTrainLoop', 'FreezeHook', 'MultiTaskDataset', 'NoRestoredImageError',
+    'OneCycleCosineLR', 'RestorationVisualizationHook', 'SkipBadSamples', 'SkipBadSamplesTestLoop',
+    'SqrtScaledOptimWrapperConstructor', 'TaskBatchSampler',
     'TaskDataCheckHook', 'TrainedPartsCheckpointHook', 'TrainedPartsEMAHook', 'atomic_save_safetensors',
-    'atomic_torch_save', 'enable_test_pictures', 'load_training_checkpoint', 'sqrt_scaled_lr', 'trained_keys',
+    'atomic_torch_save', 'drop_bad_samples_collate', 'enable_test_pictures', 'load_training_checkpoint', 'sqrt_scaled_lr', 'trained_keys',
     'trained_state_dict',
 ]
