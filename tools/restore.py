@@ -50,6 +50,16 @@ def _positive_int(text):
     return value
 
 
+def _non_negative_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'expected an integer >= 0, got {text!r}') from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f'expected an integer >= 0, got {text!r}')
+    return value
+
+
 def _steps(text):
     value = _positive_int(text)
     if value > 4:
@@ -86,6 +96,18 @@ def parse_args(argv=None):
     parser.add_argument('--seed', type=int, default=0, help='image i is sampled with seed SEED + i')
     parser.add_argument('--batch-size', type=_positive_int, default=1,
                         help='images of the same size restored together, at most this many')
+    parser.add_argument('--tiling', choices=['auto', 'on', 'off'], default='auto',
+                        help="restore large images in overlapping, smoothly blended tiles (bounded memory): "
+                        "'auto' (default) when the scaled, padded image's side exceeds --tile-threshold")
+    parser.add_argument('--tile-size', type=_positive_int, default=None,
+                        help="largest tile side in px, a multiple of the restorer's size divisor (default: "
+                        "the preset's, 512 for sd-turbo, 128 for tiny)")
+    parser.add_argument('--tile-overlap', type=_non_negative_int, default=None,
+                        help="least overlap of neighbouring tiles in px, at most half a tile (default: the "
+                        "preset's, 32)")
+    parser.add_argument('--tile-threshold', type=_non_negative_int, default=None,
+                        help="with --tiling auto, tile images whose side exceeds this (default: the "
+                        "preset's, 768 for sd-turbo, 192 for tiny)")
     parser.add_argument('--skip-existing', action='store_true',
                         help='leave out inputs whose output exists (continue an interrupted run)')
     parser.add_argument('--suffix', default='', help='added to each output name before the extension')
@@ -139,6 +161,9 @@ def run(args):
         inferencer = UniRestoreInferencer(restorer, checkpoint=args.checkpoint, prior=args.prior, device=args.device,
                                           task=args.task, num_steps=args.steps, seed=args.seed,
                                           min_size=args.min_size, allow_random_weights=args.random_weights,
+                                          tiling={'on': True, 'off': False}.get(args.tiling, 'auto'),
+                                          tile_size=args.tile_size, tile_overlap=args.tile_overlap,
+                                          tile_threshold=args.tile_threshold,
                                           show_progress=sys.stderr.isatty())
     except USER_ERRORS as e:
         raise UsageError(_one_line(e)) from None

@@ -166,6 +166,11 @@ class UniRestoreInferencer(BaseInferencer):
             only degrade images), e.g. for timing; otherwise it is refused with
             :class:`~unirestore_mm.models.weights_guard.RandomWeightsError`.
         show_progress: show a progress bar (mmengine's ``ProgressBar``) while restoring.
+        tiling, tile_size, tile_overlap, tile_threshold: tiled restoration of large images, as in
+            :meth:`UniRestore.restore <unirestore_mm.models.UniRestore.restore>`: ``'auto'`` (default) restores
+            an image whose scaled, padded side exceeds ``tile_threshold`` in overlapping tiles of at most
+            ``tile_size`` px blended smoothly (bounded memory), ``True`` always, ``False`` never; ``None``
+            settings take the restorer preset's (see :mod:`unirestore_mm.models.tiling`).
     """
 
     preprocess_kwargs: set = {'skip_existing', 'on_error'}
@@ -176,6 +181,8 @@ class UniRestoreInferencer(BaseInferencer):
     def __init__(self, restorer: Union[str, dict, Any], checkpoint: Optional[str] = None,
                  prior: Optional[str] = None, device: Optional[str] = None, task: str = 'ir', num_steps: int = 1,
                  seed: Optional[int] = 0, min_size: Union[int, None, str] = 'default',
+                 tiling: Union[str, bool] = 'auto', tile_size: Optional[int] = None,
+                 tile_overlap: Optional[int] = None, tile_threshold: Optional[int] = None,
                  allow_random_weights: bool = False, show_progress: bool = True) -> None:
         from mmengine.device import get_device
 
@@ -192,6 +199,9 @@ class UniRestoreInferencer(BaseInferencer):
         self.model = self._init_model(restorer, checkpoint, prior, self.device)
         self.model.prompts[task]  # unknown task: ValueError listing the known ones
         self.task, self.num_steps, self.seed, self.min_size = task, num_steps, seed, min_size
+        self.tiling = dict(tiling=tiling, tile_size=tile_size, tile_overlap=tile_overlap,
+                           tile_threshold=tile_threshold)
+        self.model.tile_settings(**self.tiling)  # a bad tiling value: ValueError naming it, before any image
         self.cfg = ConfigDict(restorer=restorer if isinstance(restorer, (str, dict)) else type(restorer).__name__,
                               checkpoint=checkpoint, prior=prior, task=task, num_steps=num_steps, seed=seed,
                               min_size=min_size)
@@ -321,7 +331,7 @@ class UniRestoreInferencer(BaseInferencer):
             generator = [torch.Generator(device=self.device).manual_seed(s.seed) for s in todo]
         try:
             out = self.model.restore(x, task=self.task, num_steps=self.num_steps, min_size=self.min_size,
-                                     generator=generator)
+                                     generator=generator, **self.tiling)
         except Exception as e:  # noqa: BLE001 - e.g. out of memory on one huge image
             if on_error == 'raise':
                 raise

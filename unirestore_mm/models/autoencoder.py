@@ -44,10 +44,13 @@ def needs_grad(*things) -> bool:
 
 
 def encode_with_cfrm(vae: AutoencoderKL, cfrm: Optional[CFRM], images: torch.Tensor,
-                     generator: Optional[torch.Generator] = None, sample: bool = True) -> EncoderOutput:
+                     generator: Optional[torch.Generator] = None, sample: bool = True,
+                     noise: Optional[torch.Tensor] = None) -> EncoderOutput:
     """Encode ``images`` in [-1, 1] into a scaled latent, restoring features with ``cfrm`` (``None``: plain VAE).
 
-    Without CFRM the skips are the plain encoder features at the same places (the stage-1 targets).
+    Without CFRM the skips are the plain encoder features at the same places (the stage-1 targets).  ``noise``
+    (the latent's shape): the standard normal noise of the latent sample instead of drawing it from
+    ``generator`` (tiled restoration crops it from the whole image's noise).
     """
     enc = vae.encoder
     blocks = enc.down_blocks
@@ -73,7 +76,10 @@ def encode_with_cfrm(vae: AutoencoderKL, cfrm: Optional[CFRM], images: torch.Ten
         if vae.quant_conv is not None:
             h = vae.quant_conv(h)
         dist = DiagonalGaussianDistribution(h)
-        z = dist.sample(generator=generator) if sample else dist.mode()
+        if sample and noise is not None:  # what dist.sample computes, with the noise given
+            z = dist.mean + dist.std * noise.to(device=dist.mean.device, dtype=dist.mean.dtype)
+        else:
+            z = dist.sample(generator=generator) if sample else dist.mode()
         z = z * vae.config.scaling_factor
     return EncoderOutput(latent=z, skips=skips)
 

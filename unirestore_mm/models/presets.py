@@ -32,6 +32,9 @@ PRESETS: Dict[str, Dict[str, Any]] = {
         prompt_len=1,
         tasks=('ir', 'cls', 'seg'),
         min_size=512,
+        # tiled restoration (see tiling.py): images whose scaled, padded side exceeds tile_threshold are restored
+        # in tiles of at most tile_size px (8 size divisors), at least tile_overlap px (4 latent px) apart
+        tiling=dict(tile_size=512, tile_overlap=32, tile_threshold=768),
     ),
     'tiny': dict(
         prior=dict(
@@ -51,6 +54,7 @@ PRESETS: Dict[str, Dict[str, Any]] = {
         prompt_len=1,
         tasks=('ir', 'cls', 'seg'),
         min_size=None,
+        tiling=dict(tile_size=128, tile_overlap=32, tile_threshold=192),  # sd-turbo's scaled: 8 divisors, 4 latent px
     ),
 }
 

@@ -31,6 +31,7 @@ from torch import nn
 from ..registry import MODELS
 from .image_ops import pad_to_multiple, resize_short_side, resize_to
 from .restorer_model import RestorerSpec, build_restorer
+from .tiling import tiled_restore, wants_tiles
 from .unirestore import PARTS
 
 _OWN = ('backbone', 'restorer')
@@ -95,6 +96,10 @@ class RestoredBackbone(BaseModule):
         restore_in_eval_only: feed the degraded images straight to the backbone in training and restore only in
             validation/testing.
         min_size: short-side policy before restoring (``'default'``: the restorer preset's; ``None``: never upscale).
+        tiling, tile_size, tile_overlap, tile_threshold: tiled restoration of large inputs, as in
+            :meth:`UniRestore.restore` (``'auto'``: inputs whose scaled, padded side exceeds ``tile_threshold``
+            are restored in overlapping tiles blended smoothly; ``None`` settings take the restorer preset's;
+            see :mod:`unirestore_mm.models.tiling`).  Bad values fail when the model is built.
         seed: seed of the sampling noise in eval mode (repeatable evaluation); training always draws fresh noise.
         pretrained: passed to the wrapped backbone (mmseg's ``EncoderDecoder`` sets it from ``model.pretrained``).
     """
@@ -106,6 +111,8 @@ class RestoredBackbone(BaseModule):
                  freeze_restorer: bool = True, restorer_trainable: Optional[Sequence[str]] = None,
                  restore_in_eval_only: bool = False, min_size: Union[int, None, str] = 'default',
                  seed: Optional[int] = 0, pretrained: Optional[str] = None, to_rgb: Optional[bool] = None,
+                 tiling: Union[str, bool] = 'auto', tile_size: Optional[int] = None,
+                 tile_overlap: Optional[int] = None, tile_threshold: Optional[int] = None,
                  **backbone_kwargs):
         super().__init__(init_cfg=None)
         # -- normalisation of the data preprocessor (checked before anything heavy is built) --
@@ -144,6 +151,9 @@ class RestoredBackbone(BaseModule):
         if task not in self.restorer.tasks:
             raise ValueError(f'RestoredBackbone: the restorer has no {task!r} prompt; its tasks are '
                              f'{self.restorer.tasks} (train a new one with UniRestore.add_task)')
+        self.tiling = dict(tiling=tiling, tile_size=tile_size, tile_overlap=tile_overlap,
+                           tile_threshold=tile_threshold)
+        self.restorer.tile_settings(**self.tiling)  # a bad tiling value fails here, naming the argument
         if self.freeze_restorer:
             self.restorer.requires_grad_(False)
             self.restorer.eval()
@@ -195,7 +205,12 @@ class RestoredBackbone(BaseModule):
         generator = None
         if not self.training and self.seed is not None:
             generator = torch.Generator(device=x.device).manual_seed(int(self.seed))
-        out = self.restorer(x, task=self.task, num_steps=self.num_steps, generator=generator).image
+        mode, tiles = self.restorer.tile_settings(**self.tiling)
+        if wants_tiles(mode, tiles, *x.shape[-2:]):  # tile by tile, blended (unirestore_mm.models.tiling)
+            out = tiled_restore(self.restorer, x, [self.task], num_steps=self.num_steps, generator=generator,
+                                settings=tiles)[self.task]
+        else:
+            out = self.restorer(x, task=self.task, num_steps=self.num_steps, generator=generator).image
         return resize_to(out[..., :scaled[0], :scaled[1]], size).clamp(0, 1)
 
     def forward(self, x: torch.Tensor):

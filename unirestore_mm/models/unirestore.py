@@ -32,6 +32,7 @@ from .controller import Controller
 from .image_ops import check_geometry, check_images, pad_to_multiple, resize_short_side, resize_to
 from .presets import get_preset, merge_config
 from .prior import DiffusionPrior
+from .tiling import resolve_tiling, tiled_restore, wants_tiles
 from .skip_adapters import SkipAdapters, check_unet_supported, controlled_unet_forward, unet_skip_channels
 from .tfa import TaskFeatureAdapters, TaskPromptBank
 
@@ -145,9 +146,11 @@ class UniRestore(nn.Module):
         self.prior.requires_grad_(False)
 
     # -- the model ----------------------------------------------------------------------------------------
-    def encode(self, images: torch.Tensor, generator: Optional[torch.Generator] = None) -> EncoderOutput:
-        """``images`` in [0, 1], padded to :attr:`size_divisor` -> scaled latent ``z0`` and the CFRM skips."""
-        return encode_with_cfrm(self.prior.vae, self.cfrm, images * 2 - 1, generator=generator)
+    def encode(self, images: torch.Tensor, generator: Optional[torch.Generator] = None,
+               noise: Optional[torch.Tensor] = None) -> EncoderOutput:
+        """``images`` in [0, 1], padded to :attr:`size_divisor` -> scaled latent ``z0`` and the CFRM skips
+        (``noise``: the latent sample's standard normal noise, instead of drawing it from ``generator``)."""
+        return encode_with_cfrm(self.prior.vae, self.cfrm, images * 2 - 1, generator=generator, noise=noise)
 
     def predict_noise(self, latent: torch.Tensor, timesteps: torch.Tensor, z0: torch.Tensor) -> torch.Tensor:
         """The frozen UNet's noise prediction with its skips adapted by the Controller's maps of ``z0``."""
@@ -157,15 +160,19 @@ class UniRestore(nn.Module):
             null = self.prior.null_embedding.to(latent.dtype).expand(b, -1, -1)
             return controlled_unet_forward(self.prior.unet, latent, timesteps, null, control, self.skip_adapters)
 
-    def sample(self, z0: torch.Tensor, num_steps: int = 1,
-               generator: Optional[torch.Generator] = None) -> torch.Tensor:
-        """DDIM from t=999 (``num_steps`` in 1-4) starting at ``add_noise(z0, noise, 999)``."""
+    def sample(self, z0: torch.Tensor, num_steps: int = 1, generator: Optional[torch.Generator] = None,
+               noise: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """DDIM from t=999 (``num_steps`` in 1-4) starting at ``add_noise(z0, noise, 999)`` (``noise``: given, or
+        drawn from ``generator``)."""
         if not isinstance(num_steps, int) or not 1 <= num_steps <= MAX_STEPS:
             raise ValueError(f'num_steps must be an int in 1..{MAX_STEPS}; got {num_steps!r}')
         ddim = self.prior.ddim()
         ddim.set_timesteps(num_steps, device=z0.device)
         b = z0.shape[0]
-        noise = randn_tensor(z0.shape, generator=generator, device=z0.device, dtype=z0.dtype)
+        if noise is None:
+            noise = randn_tensor(z0.shape, generator=generator, device=z0.device, dtype=z0.dtype)
+        else:
+            noise = noise.to(device=z0.device, dtype=z0.dtype)
         t0 = ddim.timesteps[:1].expand(b)
         z = self.prior.ddpm.add_noise(z0, noise, t0)
         for t in ddim.timesteps:
@@ -189,7 +196,9 @@ class UniRestore(nn.Module):
     @torch.no_grad()
     def restore(self, images: torch.Tensor, task: str = 'ir', num_steps: int = 1,
                 min_size: Union[int, None, str] = 'default', generator: Optional[torch.Generator] = None,
-                seed: Optional[int] = None, geometry: str = 'release') -> torch.Tensor:
+                seed: Optional[int] = None, geometry: str = 'release', tiling: Union[str, bool] = 'auto',
+                tile_size: Optional[int] = None, tile_overlap: Optional[int] = None,
+                tile_threshold: Optional[int] = None) -> torch.Tensor:
         """Restore float images in [0, 1] of any size: (B, 3, H, W) or (3, H, W) in, same shape out, in [0, 1].
 
         ``min_size``: upscale so the short side is at least this before restoring (default: the preset's,
@@ -199,14 +208,22 @@ class UniRestore(nn.Module):
         resized back without antialiasing (the more faithful round trip, see :mod:`.image_ops`); ``'antialias'``
         clamps the upscaled input to [0, 1] and resizes back with antialiasing.  The two differ only for images
         whose short side is below ``min_size``.
+        ``tiling``: ``'auto'`` (default) restores an image whose scaled, padded height or width exceeds
+        ``tile_threshold`` in overlapping tiles of at most ``tile_size`` px, at least ``tile_overlap`` px apart,
+        blended with a smooth window (bounded memory; see :mod:`.tiling`); ``True`` always, ``False`` never.  ``None``
+        settings take the preset's (``sd-turbo``: 512-px tiles, 32-px overlap, threshold 768; ``tiny``: 128, 32, 192).
         """
-        return self.restore_tasks(images, [task], num_steps, min_size, generator, seed, geometry=geometry)[task]
+        return self.restore_tasks(images, [task], num_steps, min_size, generator, seed, geometry=geometry,
+                                  tiling=tiling, tile_size=tile_size, tile_overlap=tile_overlap,
+                                  tile_threshold=tile_threshold)[task]
 
     @torch.no_grad()
     def restore_tasks(self, images: torch.Tensor, tasks: Sequence[str], num_steps: int = 1,
                       min_size: Union[int, None, str] = 'default',
                       generator: Union[torch.Generator, List[torch.Generator], None] = None,
-                      seed: Optional[int] = None, geometry: str = 'release') -> Dict[str, torch.Tensor]:
+                      seed: Optional[int] = None, geometry: str = 'release', tiling: Union[str, bool] = 'auto',
+                      tile_size: Optional[int] = None, tile_overlap: Optional[int] = None,
+                      tile_threshold: Optional[int] = None) -> Dict[str, torch.Tensor]:
         """:meth:`restore` under several task prompts at the cost of one encoding and one sampling: the prompts
         act in the decoder only, so ``restore_tasks(x, tasks, seed=s)[t]`` equals ``restore(x, t, seed=s)``."""
         check_geometry(geometry)
@@ -218,6 +235,7 @@ class UniRestore(nn.Module):
             raise ValueError('restore_tasks: no task given')
         for task in tasks:
             self.prompts[task]  # unknown task: fail before any compute
+        tile_mode, tiles = self.tile_settings(tiling, tile_size, tile_overlap, tile_threshold)
         if generator is None and seed is not None:
             generator = torch.Generator(device=self._device()).manual_seed(int(seed))
         size = tuple(x.shape[-2:])
@@ -228,14 +246,24 @@ class UniRestore(nn.Module):
         x = resize_short_side(x, self.min_size if min_size == 'default' else min_size, clamp=antialias)
         scaled = tuple(x.shape[-2:])
         x, _ = pad_to_multiple(x, self.size_divisor)
-        encoded = self.encode(x, generator=generator)
-        latent = self.sample(encoded.latent, num_steps=num_steps, generator=generator)
+        tiled = None
+        if wants_tiles(tile_mode, tiles, *x.shape[-2:]):  # bounded memory: tile by tile, blended (see .tiling)
+            tiled = tiled_restore(self, x, tasks, num_steps=num_steps, generator=generator, settings=tiles)
+        else:
+            encoded = self.encode(x, generator=generator)
+            latent = self.sample(encoded.latent, num_steps=num_steps, generator=generator)
         out = {}
         for task in tasks:
-            y = self.decode(latent, encoded.skips, task)
+            y = tiled[task] if tiled is not None else self.decode(latent, encoded.skips, task)
             y = resize_to(y[..., :scaled[0], :scaled[1]], size, antialias=antialias).clamp_(0, 1).to(images.dtype)
             out[task] = y[0] if single else y
         return out
+
+    def tile_settings(self, tiling: Union[str, bool] = 'auto', tile_size: Optional[int] = None,
+                      tile_overlap: Optional[int] = None, tile_threshold: Optional[int] = None):
+        """Validated ``(mode, TileSettings)``; ``None`` settings take the preset's (:mod:`.tiling`)."""
+        return resolve_tiling(self.config.get('tiling') or get_preset(self.config['preset'])['tiling'],
+                              self.size_divisor, tiling, tile_size, tile_overlap, tile_threshold)
 
     def _device(self) -> torch.device:
         return next(self.cfrm.parameters()).device

@@ -118,6 +118,11 @@ class RestoreImage(BaseTransform):
         channel_order: ``'bgr'`` (mmcv's loading) or ``'rgb'``.
         keys: image keys to restore.
         lazy: build the restorer on the first image (default) rather than in ``__init__``.
+        tiling, tile_size, tile_overlap, tile_threshold: tiled restoration of large images, as in
+            :meth:`UniRestore.restore <unirestore_mm.models.UniRestore.restore>`: ``'auto'`` (default) restores
+            an image whose scaled, padded side exceeds ``tile_threshold`` in overlapping tiles of at most
+            ``tile_size`` px blended smoothly (bounded memory), ``True`` always, ``False`` never; ``None``
+            settings take the restorer preset's (see :mod:`unirestore_mm.models.tiling`).
         allow_random_weights: run a restorer without trained weights (a config dict and no ``checkpoint``: random
             CFRM/Controller/TFAs, which only degrade images), e.g. for timing.  Without it such a transform is
             refused at construction with :class:`~unirestore_mm.models.weights_guard.RandomWeightsError`.
@@ -130,6 +135,8 @@ class RestoreImage(BaseTransform):
     def __init__(self, restorer: Union[dict, str] = dict(preset='tiny'), checkpoint: Optional[str] = None,
                  task: str = 'ir', num_steps: int = 1, device: str = 'cpu', min_size: Union[int, None, str] = 'default',
                  seed: Optional[int] = 0, channel_order: str = 'bgr', keys: Sequence[str] = ('img', ),
+                 tiling: Union[str, bool] = 'auto', tile_size: Optional[int] = None,
+                 tile_overlap: Optional[int] = None, tile_threshold: Optional[int] = None,
                  lazy: bool = True, allow_random_weights: bool = False):
         if not isinstance(restorer, (dict, str)):
             raise TypeError('restorer must be a config dict or a save_pretrained folder, got '
@@ -145,6 +152,8 @@ class RestoreImage(BaseTransform):
         self.checkpoint, self.task, self.num_steps = checkpoint, task, num_steps
         self.device, self.min_size, self.seed = str(device), min_size, seed
         self.channel_order = channel_order
+        from unirestore_mm.models.tiling import check_tiling_args
+        self.tiling = check_tiling_args(tiling, tile_size, tile_overlap, tile_threshold)  # the rest: in .model
         self.keys = [keys] if isinstance(keys, str) else list(keys)
         self._model = None
         if not lazy:
@@ -162,6 +171,7 @@ class RestoreImage(BaseTransform):
                     model = build_restorer(self.restorer, self.checkpoint).to(self.device).eval()
                     _CACHE[key] = model
             model.prompts[self.task]  # unknown task: ValueError listing the known ones
+            model.tile_settings(**self.tiling)  # e.g. a tile_size that is no multiple of the size divisor
             self._model = model
         return self._model
 
@@ -176,7 +186,7 @@ class RestoreImage(BaseTransform):
         t, meta = array_to_unit_rgb(img, self.channel_order, where='RestoreImage')
         model = self.model
         out = model.restore(t.to(self.device), task=self.task, num_steps=self.num_steps, min_size=self.min_size,
-                            seed=self.seed)
+                            seed=self.seed, **self.tiling)
         return unit_rgb_to_array(out, meta)
 
     def transform(self, results: dict) -> dict:
