@@ -104,6 +104,30 @@ def test_predict_returns_cropped_pred_and_gt(model):
     assert torch.equal(out[1].pred_img, again[1].pred_img)  # seeded noise: repeatable
 
 
+def test_predict_noise_follows_the_sample_not_its_batch(model):
+    """With sample_idx in the metainfo (every dataset gives it), a test image's noise is seeded by its index, as
+    tools/benchmark.py does: the same image restores alike alone, first or second in a batch of two."""
+    def batch(indices, seed):
+        b = make_batch(n=len(indices), seed=seed)
+        for s, i in zip(b['data_samples'], indices):
+            s.set_metainfo(dict(sample_idx=i))
+        return b
+
+    pair = model.val_step(_merge(batch([7], 1), batch([3], 2)))
+    alone = model.val_step(batch([3], 2))
+    swapped = model.val_step(_merge(batch([3], 2), batch([7], 1)))
+    # equal up to float32 rounding of batched against single-image kernels (measured ~1e-7)
+    torch.testing.assert_close(pair[1].pred_img, alone[0].pred_img, rtol=0, atol=1e-5)
+    torch.testing.assert_close(swapped[0].pred_img, alone[0].pred_img, rtol=0, atol=1e-5)
+    # and the index matters: the same image as sample 4 gets other noise, far beyond that tolerance
+    other = model.val_step(batch([4], 2))
+    assert (other[0].pred_img - alone[0].pred_img).abs().max() > 1e-2
+
+
+def _merge(a, b):
+    return dict(inputs=a['inputs'] + b['inputs'], data_samples=a['data_samples'] + b['data_samples'])
+
+
 def test_tensor_mode(model):
     y = model(torch.rand(1, 3, 32, 32), mode='tensor')
     assert y.shape == (1, 3, 32, 32)

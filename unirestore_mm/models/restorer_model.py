@@ -253,6 +253,17 @@ class UniRestoreModel(BaseModel):
             return None
         return torch.Generator(device=device).manual_seed(int(self.seed))
 
+    def _sample_generators(self, device: torch.device, data_samples: Optional[Sequence[BaseDataElement]]):
+        """One generator per sample, seeded by ``(seed, 'restore', sample_idx)`` as ``tools/benchmark.py`` does,
+        so a restored test image does not depend on the batch it lands in (batch size, process count, skipped
+        samples); the batch's single generator where a sample has no ``sample_idx``."""
+        if self.seed is None or not data_samples or any('sample_idx' not in s.metainfo for s in data_samples):
+            return self._generator(device)
+        from ..datasets.transforms.degradations import sample_seed
+        return [torch.Generator(device=device).manual_seed(sample_seed(int(self.seed), 'restore',
+                                                                       int(s.metainfo['sample_idx'])))
+                for s in data_samples]
+
     def compute_losses(self, inputs: torch.Tensor, gt: torch.Tensor,
                        data_samples: Optional[List[BaseDataElement]] = None) -> Dict[str, torch.Tensor]:
         """Losses of one padded batch (degraded ``inputs`` and clean ``gt`` in [0, 1]); extend in subclasses."""
@@ -294,7 +305,7 @@ class UniRestoreModel(BaseModel):
                 ) -> List[BaseDataElement]:
         """Restore the batch under :attr:`task`; each sample gets ``pred_img`` (float RGB in [0, 1], own size)."""
         restored = self.restorer.restore(inputs.clamp(0, 1), task=self.task, num_steps=self.num_steps,
-                                         generator=self._generator(inputs.device))
+                                         generator=self._sample_generators(inputs.device, data_samples))
         if data_samples is None:
             data_samples = [BaseDataElement(metainfo=dict(img_shape=tuple(inputs.shape[-2:])))
                             for _ in range(inputs.shape[0])]
