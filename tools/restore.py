@@ -108,6 +108,9 @@ def parse_args(argv=None):
     parser.add_argument('--tile-threshold', type=_non_negative_int, default=None,
                         help="with --tiling auto, tile images whose side exceeds this (default: the "
                         "preset's, 768 for sd-turbo, 192 for tiny)")
+    parser.add_argument('--dtype', default='auto', choices=['auto', 'fp32', 'bf16', 'fp16'],
+                        help="precision: 'auto' (default) is fp32 on the CPU (measured faster here, see "
+                        "docs/precision.md) and bf16 on CUDA where supported, else fp16 (not measured here)")
     parser.add_argument('--skip-existing', action='store_true',
                         help='leave out inputs whose output exists (continue an interrupted run)')
     parser.add_argument('--suffix', default='', help='added to each output name before the extension')
@@ -164,7 +167,7 @@ def run(args):
                                           tiling={'on': True, 'off': False}.get(args.tiling, 'auto'),
                                           tile_size=args.tile_size, tile_overlap=args.tile_overlap,
                                           tile_threshold=args.tile_threshold,
-                                          show_progress=sys.stderr.isatty())
+                                          show_progress=sys.stderr.isatty(), dtype=args.dtype)
     except USER_ERRORS as e:
         raise UsageError(_one_line(e)) from None
 
@@ -187,7 +190,7 @@ def run(args):
               '--skip-existing to continue', file=sys.stderr)
         return 130
     print(f'restored {restored} image(s) in {time.time() - start:.1f} s (task {args.task!r}, {args.steps} step(s), '
-          f'batch size {args.batch_size}, {args.device})' + (f'; {skipped} already done' if skipped else ''))
+          f'batch size {args.batch_size}, {args.device}, {inferencer.cfg.dtype})' + (f'; {skipped} already done' if skipped else ''))
     if failed:
         print(f'{PROG}: {len(failed)} input(s) failed:', file=sys.stderr)
         for _, path, reason in sorted(failed):

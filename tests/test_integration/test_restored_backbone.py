@@ -38,7 +38,9 @@ def test_backbone_sees_renormalised_restored_image():
     x = (rgb * 255 - torch.tensor(MEAN).view(1, 3, 1, 1)) / torch.tensor(STD).view(1, 3, 1, 1)
     out = m(x)[0]
     assert out.shape == x.shape
-    expected = m.restorer.restore(rgb, task='cls', seed=5, min_size=None)
+    # eval: every image gets its own generator seeded with `seed` (its result does not depend on the batch)
+    expected = m.restorer.restore(rgb, task='cls', generator=[torch.Generator().manual_seed(5) for _ in range(2)],
+                                  min_size=None)
     expected = (expected * 255 - torch.tensor(MEAN).view(1, 3, 1, 1)) / torch.tensor(STD).view(1, 3, 1, 1)
     torch.testing.assert_close(m.backbone.seen, expected, atol=1e-4, rtol=1e-4)
 

@@ -171,6 +171,9 @@ class UniRestoreInferencer(BaseInferencer):
             an image whose scaled, padded side exceeds ``tile_threshold`` in overlapping tiles of at most
             ``tile_size`` px blended smoothly (bounded memory), ``True`` always, ``False`` never; ``None``
             settings take the restorer preset's (see :mod:`unirestore_mm.models.tiling`).
+        dtype: precision of the restorer: ``'auto'`` (float32 on the CPU, bf16 on CUDA where supported, else
+            fp16; see :mod:`unirestore_mm.models.precision`), ``'fp32'``, ``'bf16'``, ``'fp16'``; ``None``
+            (default): ``'auto'`` for a restorer built here, a given ``UniRestore`` keeps its own.
     """
 
     preprocess_kwargs: set = {'skip_existing', 'on_error'}
@@ -183,7 +186,8 @@ class UniRestoreInferencer(BaseInferencer):
                  seed: Optional[int] = 0, min_size: Union[int, None, str] = 'default',
                  tiling: Union[str, bool] = 'auto', tile_size: Optional[int] = None,
                  tile_overlap: Optional[int] = None, tile_threshold: Optional[int] = None,
-                 allow_random_weights: bool = False, show_progress: bool = True) -> None:
+                 allow_random_weights: bool = False, show_progress: bool = True,
+                 dtype: Optional[str] = None) -> None:
         from mmengine.device import get_device
 
         from ..models.weights_guard import require_trained_weights
@@ -193,10 +197,17 @@ class UniRestoreInferencer(BaseInferencer):
             raise TypeError(f'seed must be an int or None, got {seed!r}')
         if not (min_size in ('default', None) or (isinstance(min_size, int) and min_size >= 1)):
             raise ValueError(f"min_size must be 'default', None or a positive int, got {min_size!r}")
+        from ..models.precision import resolve_dtype
+        if dtype is not None:
+            resolve_dtype(dtype, 'cpu', name='UniRestoreInferencer: dtype')  # a bad value fails before any build
         require_trained_weights(restorer, checkpoint, allow_random_weights, where='UniRestoreInferencer')
         self.scope = 'unirestore_mm'
         self.device = torch.device(device if device is not None else get_device())
+        from ..models.unirestore import UniRestore
+        given = isinstance(restorer, UniRestore)
         self.model = self._init_model(restorer, checkpoint, prior, self.device)
+        if dtype is not None or not given:
+            self.model.to(resolve_dtype(dtype or 'auto', self.device, name='UniRestoreInferencer: dtype'))
         self.model.prompts[task]  # unknown task: ValueError listing the known ones
         self.task, self.num_steps, self.seed, self.min_size = task, num_steps, seed, min_size
         self.tiling = dict(tiling=tiling, tile_size=tile_size, tile_overlap=tile_overlap,
@@ -204,7 +215,7 @@ class UniRestoreInferencer(BaseInferencer):
         self.model.tile_settings(**self.tiling)  # a bad tiling value: ValueError naming it, before any image
         self.cfg = ConfigDict(restorer=restorer if isinstance(restorer, (str, dict)) else type(restorer).__name__,
                               checkpoint=checkpoint, prior=prior, task=task, num_steps=num_steps, seed=seed,
-                              min_size=min_size)
+                              min_size=min_size, dtype=str(self.model.dtype).replace('torch.', ''))
         self.pipeline = self._init_pipeline(self.cfg)
         self.collate_fn = self._init_collate(self.cfg)
         self.visualizer = self._init_visualizer(self.cfg)

@@ -30,6 +30,7 @@ from torch import nn
 
 from ..registry import MODELS
 from .image_ops import pad_to_multiple, resize_short_side, resize_to
+from .precision import REDUCED, island_dtype, resolve_dtype
 from .restorer_model import RestorerSpec, build_restorer
 from .tiling import tiled_restore, wants_tiles
 from .unirestore import PARTS
@@ -100,7 +101,13 @@ class RestoredBackbone(BaseModule):
             :meth:`UniRestore.restore` (``'auto'``: inputs whose scaled, padded side exceeds ``tile_threshold``
             are restored in overlapping tiles blended smoothly; ``None`` settings take the restorer preset's;
             see :mod:`unirestore_mm.models.tiling`).  Bad values fail when the model is built.
-        seed: seed of the sampling noise in eval mode (repeatable evaluation); training always draws fresh noise.
+        seed: seed of the sampling noise in eval mode (repeatable evaluation): every image of a batch gets its own
+            generator seeded with it, so an image restores the same whatever batch it comes in (as
+            ``restorer.restore(image, seed=seed)`` alone); training always draws fresh noise.
+        dtype: precision of a frozen restorer: ``None`` (default, float32 as built), ``'auto'`` (decided on the
+            first forward by the input's device: float32 on the CPU, bf16/fp16 on CUDA, see
+            :mod:`unirestore_mm.models.precision`), ``'fp32'``, ``'bf16'``, ``'fp16'``.  The restored image is
+            handed to the backbone in the backbone input's dtype.  A restorer that trains stays in float32.
         pretrained: passed to the wrapped backbone (mmseg's ``EncoderDecoder`` sets it from ``model.pretrained``).
     """
 
@@ -113,7 +120,7 @@ class RestoredBackbone(BaseModule):
                  seed: Optional[int] = 0, pretrained: Optional[str] = None, to_rgb: Optional[bool] = None,
                  tiling: Union[str, bool] = 'auto', tile_size: Optional[int] = None,
                  tile_overlap: Optional[int] = None, tile_threshold: Optional[int] = None,
-                 **backbone_kwargs):
+                 dtype: Optional[str] = None, **backbone_kwargs):
         super().__init__(init_cfg=None)
         # -- normalisation of the data preprocessor (checked before anything heavy is built) --
         if bgr_to_rgb is None:
@@ -159,6 +166,14 @@ class RestoredBackbone(BaseModule):
             self.restorer.eval()
         else:
             self.restorer.set_trainable(tuple(restorer_trainable) if restorer_trainable is not None else PARTS)
+        self.dtype_spec = dtype
+        if dtype is not None:
+            wanted = resolve_dtype(dtype, 'cpu', name='RestoredBackbone: dtype')  # a bad value fails here
+            if not self.freeze_restorer and wanted != torch.float32 and dtype != 'auto':
+                raise ValueError(f'RestoredBackbone: dtype={dtype!r} needs freeze_restorer=True (a restorer that '
+                                 'trains keeps float32 weights)')
+            if dtype != 'auto':
+                self.restorer.to(wanted)
 
     # -- nn.Module plumbing ----------------------------------------------------------------------------------
     def __getattr__(self, name: str):
@@ -199,25 +214,31 @@ class RestoredBackbone(BaseModule):
         """Restore RGB images in [0, 1] (any size) under :attr:`task`; differentiable unless frozen."""
         size = tuple(images.shape[-2:])
         min_size = self.restorer.min_size if self.min_size == 'default' else self.min_size
-        x = resize_short_side(images, min_size)
+        dtype = self.restorer.dtype
+        x = images.to(island_dtype('geometry', dtype))  # resize and pad in float32 for a bf16/fp16 restorer
+        x = resize_short_side(x, min_size)
         scaled = tuple(x.shape[-2:])
         x, _ = pad_to_multiple(x, self.restorer.size_divisor)
         generator = None
         if not self.training and self.seed is not None:
-            generator = torch.Generator(device=x.device).manual_seed(int(self.seed))
+            generator = [torch.Generator(device=x.device).manual_seed(int(self.seed)) for _ in range(x.shape[0])]
         mode, tiles = self.restorer.tile_settings(**self.tiling)
         if wants_tiles(mode, tiles, *x.shape[-2:]):  # tile by tile, blended (unirestore_mm.models.tiling)
-            out = tiled_restore(self.restorer, x, [self.task], num_steps=self.num_steps, generator=generator,
+            out = tiled_restore(self.restorer, x.to(dtype), [self.task], num_steps=self.num_steps, generator=generator,
                                 settings=tiles)[self.task]
         else:
-            out = self.restorer(x, task=self.task, num_steps=self.num_steps, generator=generator).image
+            out = self.restorer(x.to(dtype), task=self.task, num_steps=self.num_steps, generator=generator).image
+        out = out.to(island_dtype('geometry', out.dtype))
         return resize_to(out[..., :scaled[0], :scaled[1]], size).clamp(0, 1)
 
     def forward(self, x: torch.Tensor):
         if self.training and self.restore_in_eval_only:
             return self.backbone(x)
-        param = next(self.restorer.cfrm.parameters())
-        img = self.unnormalize(x).to(param.dtype)
+        if self.dtype_spec == 'auto' and self.freeze_restorer and not getattr(self, '_auto_done', False):
+            self.restorer.set_dtype(resolve_dtype('auto', x.device))  # decided once, on the first input's device
+            self._auto_done = True
+        dtype = self.restorer.dtype
+        img = self.unnormalize(x).to(torch.float32 if dtype in REDUCED else dtype)
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_restorer):
             restored = self.restore(img)
         return self.backbone(self.normalize(restored.to(x.dtype)))

@@ -30,6 +30,7 @@ from .checkpoint_io import WEIGHTS_NAME, load_restorer_state
 from .cfrm import CFRM
 from .controller import Controller
 from .image_ops import check_geometry, check_images, pad_to_multiple, resize_short_side, resize_to
+from .precision import FP32_MODULES, REDUCED, DtypeSpec, compute_dtype, island_dtype, keep_fp32, module_dtype, resolve_dtype
 from .presets import get_preset, merge_config
 from .prior import DiffusionPrior
 from .tiling import resolve_tiling, tiled_restore, wants_tiles
@@ -71,6 +72,12 @@ class UniRestore(nn.Module):
         cfrm, controller: overrides of the preset's CFRM and Controller settings.
         tasks: names of the task prompts.
         min_size: default short-side policy of :meth:`restore` (``None``: never upscale).
+        dtype: precision of the weights and of :meth:`restore`: ``None`` (float32, as built), ``'auto'`` (the
+            faster one on the CPU, float32; bf16/fp16 on CUDA, see :mod:`.precision`), ``'fp32'``, ``'bf16'``,
+            ``'fp16'`` or a torch dtype.  ``model.to(torch.bfloat16)`` and :meth:`set_dtype` do the same later.
+            In bf16/fp16 the scheduler arithmetic, the latent sampling and scaling, the null embedding, the
+            decoder's output head and the final resize/clamp stay in float32 (:mod:`.precision` says why).
+            Train in float32 (the optimiser needs float32 weights).
 
     Example::
 
@@ -82,7 +89,7 @@ class UniRestore(nn.Module):
     def __init__(self, preset: str = 'tiny', prior: Union[Dict[str, Any], DiffusionPrior, None] = None,
                  cfrm: Optional[Dict[str, Any]] = None, controller: Optional[Dict[str, Any]] = None,
                  tasks: Optional[Sequence[str]] = None, prompt_len: Optional[int] = None,
-                 min_size: Union[int, None, str] = 'preset'):
+                 min_size: Union[int, None, str] = 'preset', dtype: DtypeSpec = None):
         super().__init__()
         override: Dict[str, Any] = {}
         if isinstance(prior, dict):
@@ -115,6 +122,8 @@ class UniRestore(nn.Module):
         # checkpoints hold the restorer's own modules; the prior stays in its folder
         self.register_state_dict_post_hook(_drop_prior_keys)
         self.register_load_state_dict_post_hook(_ignore_missing_prior_keys)
+        if dtype is not None:
+            self.set_dtype(dtype)
 
     # -- bookkeeping --------------------------------------------------------------------------------------
     @property
@@ -124,6 +133,23 @@ class UniRestore(nn.Module):
     @property
     def size_divisor(self) -> int:
         return self.prior.size_divisor
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The precision the restorer computes in (its CFRM weights'; the fp32 islands aside)."""
+        return compute_dtype(self)
+
+    def set_dtype(self, dtype: DtypeSpec = 'auto') -> 'UniRestore':
+        """Cast to ``dtype`` (``'auto'``: the default of the device the model is on); returns the model."""
+        return self.to(dtype=resolve_dtype(dtype, self._device()))
+
+    def _apply(self, fn, *args, **kwargs):
+        # every cast (.to(dtype), .half(), .bfloat16(), a parent's .to) goes through _apply: put the fp32 islands
+        # back after it, so that a reduced-precision restorer keeps them whichever way it was cast
+        out = super()._apply(fn, *args, **kwargs)
+        if self._modules.get('cfrm') is not None and self.dtype in REDUCED:
+            keep_fp32(self, FP32_MODULES, buffers=('prior.null_embedding',))
+        return out
 
     def add_task(self, name: str, init_from: Optional[str] = None) -> nn.Parameter:
         """Add a learnable prompt for a new task (zeros, or a copy of ``init_from``'s prompt)."""
@@ -156,28 +182,34 @@ class UniRestore(nn.Module):
         """The frozen UNet's noise prediction with its skips adapted by the Controller's maps of ``z0``."""
         b = latent.shape[0]
         with torch.set_grad_enabled(needs_grad(latent, z0, self.controller, self.skip_adapters)):
-            control = self.controller(z0, timesteps)
-            null = self.prior.null_embedding.to(latent.dtype).expand(b, -1, -1)
-            return controlled_unet_forward(self.prior.unet, latent, timesteps, null, control, self.skip_adapters)
+            control = self.controller(z0.to(module_dtype(self.controller, z0.dtype)), timesteps)
+            unet_dtype = module_dtype(self.prior.unet, latent.dtype)
+            null = self.prior.null_embedding.to(unet_dtype).expand(b, -1, -1)
+            return controlled_unet_forward(self.prior.unet, latent.to(unet_dtype), timesteps, null, control,
+                                           self.skip_adapters)
 
     def sample(self, z0: torch.Tensor, num_steps: int = 1, generator: Optional[torch.Generator] = None,
                noise: Optional[torch.Tensor] = None) -> torch.Tensor:
         """DDIM from t=999 (``num_steps`` in 1-4) starting at ``add_noise(z0, noise, 999)`` (``noise``: given, or
-        drawn from ``generator``)."""
+        drawn from ``generator``).
+
+        The scheduler arithmetic runs on float32 latents whatever the model's precision (an fp32 island); the
+        result is float32 for a reduced-precision model (the input's dtype otherwise)."""
         if not isinstance(num_steps, int) or not 1 <= num_steps <= MAX_STEPS:
             raise ValueError(f'num_steps must be an int in 1..{MAX_STEPS}; got {num_steps!r}')
         ddim = self.prior.ddim()
         ddim.set_timesteps(num_steps, device=z0.device)
         b = z0.shape[0]
+        sched_dtype = island_dtype('scheduler', self.dtype) if self.dtype in REDUCED else z0.dtype
         if noise is None:
-            noise = randn_tensor(z0.shape, generator=generator, device=z0.device, dtype=z0.dtype)
+            noise = randn_tensor(z0.shape, generator=generator, device=z0.device, dtype=sched_dtype)
         else:
-            noise = noise.to(device=z0.device, dtype=z0.dtype)
+            noise = noise.to(device=z0.device, dtype=sched_dtype)
         t0 = ddim.timesteps[:1].expand(b)
-        z = self.prior.ddpm.add_noise(z0, noise, t0)
+        z = self.prior.ddpm.add_noise(z0.to(sched_dtype), noise, t0)
         for t in ddim.timesteps:
             eps = self.predict_noise(z, t.expand(b), z0)
-            z = ddim.step(eps, t, z).prev_sample
+            z = ddim.step(eps.to(sched_dtype), t, z).prev_sample
         return z
 
     def decode(self, latent: torch.Tensor, skips: List[torch.Tensor], task: str) -> torch.Tensor:
@@ -242,10 +274,13 @@ class UniRestore(nn.Module):
         param = next(self.cfrm.parameters())
         # contiguous: the same values give the same result whatever the input's memory layout (channels-last or
         # strided inputs would otherwise run kernels that sum in another order)
-        x = x.to(device=param.device, dtype=param.dtype).contiguous()
+        # the resize and padding run in float32 for a bf16/fp16 model (an fp32 island); then the model's dtype
+        geo_dtype = island_dtype('geometry', param.dtype)
+        x = x.to(device=param.device, dtype=geo_dtype).contiguous()
         x = resize_short_side(x, self.min_size if min_size == 'default' else min_size, clamp=antialias)
         scaled = tuple(x.shape[-2:])
         x, _ = pad_to_multiple(x, self.size_divisor)
+        x = x.to(param.dtype)
         tiled = None
         if wants_tiles(tile_mode, tiles, *x.shape[-2:]):  # bounded memory: tile by tile, blended (see .tiling)
             tiled = tiled_restore(self, x, tasks, num_steps=num_steps, generator=generator, settings=tiles)
@@ -255,6 +290,8 @@ class UniRestore(nn.Module):
         out = {}
         for task in tasks:
             y = tiled[task] if tiled is not None else self.decode(latent, encoded.skips, task)
+            # float32 island: the final crop, resize and clamp (a no-op cast for float32 and float64 models)
+            y = y.to(island_dtype('geometry', y.dtype))
             y = resize_to(y[..., :scaled[0], :scaled[1]], size, antialias=antialias).clamp_(0, 1).to(images.dtype)
             out[task] = y[0] if single else y
         return out
