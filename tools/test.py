@@ -256,5 +256,7 @@ def main(argv=None) -> int:
 
 if __name__ == '__main__':
     status = main()
+    from unirestore_mm.engine.launch import end_distributed
+    end_distributed()
     if status:  # a normal end returns (runpy callers go on)
         sys.exit(status)

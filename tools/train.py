@@ -16,7 +16,7 @@ from mmengine.runner import Runner
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout without installing
 import unirestore_mm  # noqa: E402,F401
-from unirestore_mm.engine.launch import apply_command_line  # noqa: E402
+from unirestore_mm.engine.launch import apply_command_line, end_distributed  # noqa: E402
 from unirestore_mm.models.checkpoint_io import mmengine_safe_globals  # noqa: E402
 
 # MMEngine's checkpoints hold message-hub buffers and numpy values besides tensors; allow exactly those, so that
@@ -71,6 +71,7 @@ def main():
 
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     runner.train()
+    end_distributed()
 
 
 if __name__ == '__main__':

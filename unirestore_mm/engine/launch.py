@@ -32,3 +32,16 @@ def apply_command_line(cfg: Config, config_path: str, launcher: str = 'none', wo
         if launcher == 'pytorch' and not torch.distributed.is_initialized():
             torch.distributed.init_process_group(backend=dist_cfg['backend'])  # env:// from torchrun
     return cfg
+
+
+def end_distributed() -> None:
+    """End a distributed run that finished normally: wait for every rank, then tear down the process group (a
+    no-op outside a distributed run).
+
+    A ``gloo`` group left to the interpreter's exit, or torn down while a peer still talks to it, can abort a rank
+    with "terminate called without an active exception" after its work is done, turning a finished ``torchrun``
+    into a failed one.  Call it on success only: after an error the other ranks may never reach the barrier.
+    """
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
