@@ -128,8 +128,8 @@ def test_one_tile_covering_the_image_is_the_untiled_result(model):
 
 
 def test_seed_repeats_and_per_image_generators(model):
-    x = torch.cat([gradient(96, 160), photo(96, 160) if importlib.util.find_spec('skimage') else
-                   torch.rand(1, 3, 96, 160, generator=torch.Generator().manual_seed(4))])
+    x = torch.cat([gradient(64, 112), photo(64, 112) if importlib.util.find_spec('skimage') else
+                   torch.rand(1, 3, 64, 112, generator=torch.Generator().manual_seed(4))])
     kw = dict(tiling=True, tile_size=64, tile_overlap=16)
     a = model.restore(x, seed=11, **kw)
     assert torch.equal(a, model.restore(x, seed=11, **kw))
@@ -367,6 +367,7 @@ def test_benchmark_tool_quick(tmp_path):
     small, big = data['rows']
     assert (small['size'], small['tiled'], small['tiles']) == (64, False, 1)
     assert big['tiled'] and big['tiles'] == 9 and big['covered'] > 1 and big['seconds'] > 0
-    assert big['peak_mib'] > 0 and small['finite'] and big['finite']
+    assert big['peak_mib'] > 0 and big['cpu_seconds'] > 0 and small['finite'] and big['finite']
     assert 'torch' in proc.stdout and 'diffusers' in proc.stdout and 'memory ratio 256/64' in proc.stdout
+    assert 'per-pixel wall time ratios vs 64: 256: ' in proc.stdout and 'per-pixel CPU time ratios' in proc.stdout
     assert '| 256x256 | yes | 9 |' in proc.stdout

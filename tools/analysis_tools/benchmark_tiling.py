@@ -81,12 +81,26 @@ def worker(args) -> dict:
         build_peak = max(_status_kb('VmHWM') or 0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
         before_rss = _status_kb('VmRSS')
         row['peak_reset'] = _reset_peak_rss()
+    cpu_start = time.process_time()
     start = time.perf_counter()
+    if args.progress:  # one stderr line per tile: elapsed time and peak so far (a long run can be followed)
+        encode, count = model.encode, [0]
+
+        def encode_with_progress(images, *a, **k):
+            count[0] += 1
+            hwm = _status_kb('VmHWM')
+            print(f'  {size}px tile {count[0]}/{len(tiles)} {tuple(images.shape[-2:])} starts at '
+                  f'{time.perf_counter() - start:.1f} s wall, {time.process_time() - cpu_start:.1f} s CPU'
+                  + (f', VmHWM {hwm / 1024:.0f} MiB' if hwm else ''),
+                  file=sys.stderr, flush=True)
+            return encode(images, *a, **k)
+        model.encode = encode_with_progress
     with torch.no_grad():
         out = model.restore(x, seed=0, **kw)
     if device.type == 'cuda':
         torch.cuda.synchronize(device)
     row['seconds'] = time.perf_counter() - start
+    row['cpu_seconds'] = time.process_time() - cpu_start  # all threads' CPU time: less sensitive to other load
     if device.type == 'cuda':
         peak = torch.cuda.max_memory_allocated(device)
         row.update(peak_mib=peak / 2**20, restore_mib=(peak - before) / 2**20, memory='cuda max_memory_allocated')
@@ -146,29 +160,34 @@ def run_row(args, size: int) -> dict:
         value = getattr(args, flag)
         if value is not None:
             cmd += ['--' + flag.replace('_', '-'), str(value)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if args.progress:
+        cmd.append('--progress')
+    # the worker's stderr (warnings, --progress lines) goes straight to ours
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
     if proc.returncode != 0:
-        raise RuntimeError(f'size {size}: the worker failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}')
+        raise RuntimeError(f'size {size}: the worker failed (exit {proc.returncode}); its error is above')
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith('{')]
     return json.loads(lines[-1])
 
 
 def table(rows) -> str:
     base = rows[0]
-    base_spp = base['seconds'] / (base['size'] ** 2 / 1e6)
-    out = ['| size | tiled | tiles | pixels covered | seconds | s / Mpx | per-pixel time vs first | '
-           'peak MiB (process) | restore MiB (above model) |',
-           '|---|---|---|---|---|---|---|---|---|']
+
+    def per_px(r, key):  # seconds per pixel relative to the first row
+        return (r[key] / r['size'] ** 2) / (base[key] / base['size'] ** 2)
+    out = ['| size | tiled | tiles | pixels covered | wall s | per-pixel wall vs first | CPU s | '
+           'per-pixel CPU vs first | peak MiB (process) | restore MiB (above model) |',
+           '|---|---|---|---|---|---|---|---|---|---|']
     for r in rows:
-        spp = r['seconds'] / (r['size'] ** 2 / 1e6)
         restore = f"{r['restore_mib']:.0f}" if r.get('restore_mib') is not None else 'n/a'
         out.append(f"| {r['size']}x{r['size']} | {'yes' if r['tiled'] else 'no'} | {r['tiles']} | "
-                   f"{r['covered']:.3f}x | {r['seconds']:.2f} | {spp:.2f} | {spp / base_spp:.3f} | "
-                   f"{r['peak_mib']:.0f} | {restore} |")
+                   f"{r['covered']:.3f}x | {r['seconds']:.2f} | {per_px(r, 'seconds'):.3f} | "
+                   f"{r['cpu_seconds']:.2f} | {per_px(r, 'cpu_seconds'):.3f} | {r['peak_mib']:.0f} | {restore} |")
     last = rows[-1]
     out.append('')
-    out.append(f"per-pixel time ratios vs {base['size']}: " + ', '.join(
-        f"{r['size']}: {(r['seconds'] / r['size'] ** 2) / (base['seconds'] / base['size'] ** 2):.3f}" for r in rows[1:]))
+    for key, name in (('seconds', 'wall'), ('cpu_seconds', 'CPU')):
+        out.append(f"per-pixel {name} time ratios vs {base['size']}: " + ', '.join(
+            f"{r['size']}: {per_px(r, key):.3f}" for r in rows[1:]))
     ratio = last['peak_mib'] / base['peak_mib']
     out.append(f"memory ratio {last['size']}/{base['size']}: process peak {ratio:.3f}x"
                + (f", restore peak {last['restore_mib'] / base['restore_mib']:.3f}x"
@@ -189,6 +208,7 @@ def parse_args(argv=None):
     p.add_argument('--threads', type=int, default=None, help='torch threads (default: torch\'s)')
     p.add_argument('--quick', action='store_true', help=f'tiny preset, sizes {QUICK["sizes"]} (for tests)')
     p.add_argument('--json', default=None, help='also write the rows and the header to this JSON file')
+    p.add_argument('--progress', action='store_true', help='print a line per tile to stderr as it starts')
     p.add_argument('--worker', action='store_true', help=argparse.SUPPRESS)
     p.add_argument('--size', type=int, default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -210,8 +230,8 @@ def main(argv=None) -> int:
     for size in args.sizes:
         rows.append(run_row(args, size))
         r = rows[-1]
-        print(f"# {size}x{size}: {r['seconds']:.2f} s, {r['tiles']} tile(s), peak {r['peak_mib']:.0f} MiB",
-              flush=True)
+        print(f"# {size}x{size}: {r['seconds']:.2f} s wall, {r['cpu_seconds']:.2f} s CPU, {r['tiles']} tile(s), "
+              f"peak {r['peak_mib']:.0f} MiB, restore {r.get('restore_mib') or 0:.0f} MiB", flush=True)
     try:
         load = ' '.join(f'{v:.2f}' for v in os.getloadavg())
     except OSError:
