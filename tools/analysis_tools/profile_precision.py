@@ -44,6 +44,8 @@ def main() -> None:
     parser.add_argument('--dtype', nargs='+', default=['fp32', 'bf16', 'fp16'])
     parser.add_argument('--repeat', type=int, default=10)
     parser.add_argument('--profile', action='store_true')
+    parser.add_argument('--sequential', action='store_true',
+                        help='time the dtypes one after the other on one model (no copies: for SD-size models)')
     parser.add_argument('--top', type=int, default=12)
     args = parser.parse_args()
     base = UniRestore(preset=args.preset).eval()
@@ -52,18 +54,31 @@ def main() -> None:
           f'{torch.get_num_threads()} | torch {torch.__version__} | diffusers {diffusers.__version__} | preset '
           f'{args.preset} | {args.batch}x3x{args.size}x{args.size} | auto dtype here: {auto_dtype("cpu")}')
     print('# ' + cpu_features())
-    for name in args.dtype:
-        model = base.to(resolve_dtype(name))
-        with torch.no_grad():
-            model.restore(x, seed=0, min_size=None)
-            times = []
+    times = {name: [] for name in args.dtype}
+    with torch.no_grad():
+        if args.sequential:  # one model, cast from dtype to dtype (a copy of an SD-size model may not fit)
+            for name in args.dtype:
+                model = base.to(resolve_dtype(name))
+                model.restore(x, seed=0, min_size=None)  # warm-up
+                for _ in range(args.repeat):
+                    times[name].append(_timed(model, x))
+            base.to(torch.float32)
+        else:  # interleaved: a pass of each dtype in turn, so that load from other processes hits all alike
+            import copy
+            models = {name: copy.deepcopy(base).to(resolve_dtype(name)) for name in args.dtype}
+            for name, model in models.items():
+                model.restore(x, seed=0, min_size=None)  # warm-up
             for _ in range(args.repeat):
-                t0 = time.perf_counter()
-                model.restore(x, seed=0, min_size=None)
-                times.append(time.perf_counter() - t0)
-        times.sort()
-        print(f'{name}: best {times[0] * 1e3:.1f} ms, median {times[len(times) // 2] * 1e3:.1f} ms '
+                for name, model in models.items():
+                    times[name].append(_timed(model, x))
+            del models
+    for name, ts in times.items():
+        ts.sort()
+        how = 'sequential' if args.sequential else 'interleaved'
+        print(f'{name} ({how}): best {ts[0] * 1e3:.1f} ms, median {ts[len(ts) // 2] * 1e3:.1f} ms '
               f'(of {args.repeat})', flush=True)
+    for name in args.dtype if args.profile else []:
+        model = base.to(resolve_dtype(name))
         if args.profile:
             from torch.profiler import ProfilerActivity, profile
             with torch.no_grad(), profile(activities=[ProfilerActivity.CPU]) as prof:
@@ -77,6 +92,12 @@ def main() -> None:
             for e in sorted(events, key=lambda e: -e.self_cpu_time_total)[:args.top]:
                 print(f'    {e.key:<40} {e.self_cpu_time_total / 3e3:8.2f} ms/pass  {e.count // 3:5d} calls/pass')
     base.to(torch.float32)
+
+
+def _timed(model, x) -> float:
+    t0 = time.perf_counter()
+    model.restore(x, seed=0, min_size=None)
+    return time.perf_counter() - t0
 
 
 if __name__ == '__main__':
