@@ -134,6 +134,13 @@ def compile_blocks(model, unirestore: bool) -> None:
         m.compile()
 
 
+def disable_fixes(model) -> None:
+    """The restorer as before issue 11's speed fixes (the 'fixes off' rows): each TFA gate runs its own
+    InstanceNorm and its full-size last conv before the pool (see :meth:`TaskFeatureAdapter.gates`)."""
+    for adapter in model.tfa.adapters:
+        adapter.fast_gates = False
+
+
 def channels_last(model, *tensors):
     import torch
     model.to(memory_format=torch.channels_last)
@@ -204,6 +211,8 @@ def measure_row(spec: Dict[str, Any]) -> Dict[str, Any]:
         # inference only (restore runs without autograd either way); the flop counter's module tracker cannot
         # follow the prompt's no-grad views of a parameter that requires grad
         model = cast(UniRestore(preset=spec['preset'], prior=prior).eval().requires_grad_(False), dtype, device)
+        if spec.get('fixes_off'):
+            disable_fixes(model)
         if spec['channels_last']:
             x, = channels_last(model, x)
         if spec['compile']:
@@ -231,6 +240,8 @@ def measure_row(spec: Dict[str, Any]) -> Dict[str, Any]:
         wrapper = UniRestoreModel(restorer=restorer, stage=2, task='ir')
         cast(wrapper.restorer, dtype, device)
         wrapper.train()
+        if spec.get('fixes_off'):
+            disable_fixes(wrapper.restorer)
         if spec['channels_last']:
             x, = channels_last(wrapper.restorer, x)
         if spec['compile']:
@@ -276,6 +287,8 @@ def measure_row(spec: Dict[str, Any]) -> Dict[str, Any]:
                 if found:
                     parts[part] = total
             result['flops_parts'] = parts
+    elif kind == 'ddim':  # warm up on one step, not on the full run (the probe below times the parts)
+        out = bare_prior_fn(root, x, steps=1)()
     else:
         out = fn()
     sync(device)
@@ -392,18 +405,24 @@ def machine_info(device: str) -> Dict[str, str]:
 
 def plan(args) -> List[Dict[str, Any]]:
     """The rows to measure, in order."""
-    common = dict(device=args.device, prior=args.prior, repeat=args.repeat, count_flops=not args.no_flops)
+    common = dict(device=args.device, prior=args.prior, repeat=args.repeat, count_flops=not args.no_flops,
+                  fixes_off=False)
     rows: List[Dict[str, Any]] = []
 
     def add(kind, preset, size, batch, dtype, cl=False, comp=False, **extra):
         rows.append(dict(common, kind=kind, preset=preset, size=size, batch=batch, dtype=dtype, channels_last=cl,
                          compile=comp, steps=1, **extra))
 
+    def add_fixes_off(kind, preset, size, batch, dtype):
+        if args.fixes_off and kind in ('unirestore', 'tiny', 'train2'):
+            add(kind, preset, size, batch, dtype, fixes_off=True)
+
     variants = [(False, False)]
     if args.channels_last:
         variants.append((True, False))
-    if args.compile:
+    if args.compile == 'all':
         variants.append((False, True))
+    tiny_variants = variants + [(False, True)] if args.compile == 'tiny' else variants
     kinds = set(args.rows)
     if args.cuda_suite:
         for dtype in args.dtype:
@@ -420,15 +439,19 @@ def plan(args) -> List[Dict[str, Any]]:
                 for kind in ('unirestore', 'bare'):
                     if kind in kinds:
                         add(kind, args.preset, size, args.batch, dtype, cl, comp)
+            if 'unirestore' in kinds:
+                add_fixes_off('unirestore', args.preset, size, args.batch, dtype)
             if 'ddim' in kinds:
                 rows.append(dict(common, kind='ddim', preset=args.preset, size=size, batch=args.batch, dtype=dtype,
                                  channels_last=False, compile=False, steps=args.ddim_steps, count_flops=False,
                                  probe_steps=args.probe_steps, ddim_budget=args.ddim_budget))
         if 'tiny' in kinds:
-            for cl, comp in variants:
+            for cl, comp in tiny_variants:
                 add('tiny', 'tiny', args.tiny_size, args.batch, dtype, cl, comp)
+            add_fixes_off('tiny', 'tiny', args.tiny_size, args.batch, dtype)
         if 'train2' in kinds:
             add('train2', args.train_preset, args.train_size, args.train_batch, dtype)
+            add_fixes_off('train2', args.train_preset, args.train_size, args.train_batch, dtype)
     return rows
 
 
@@ -495,7 +518,8 @@ def row_label(r: Dict[str, Any]) -> str:
     names = dict(unirestore='UniRestore', bare='bare prior (1 step)', ddim=f'prior, {r["steps"]} DDIM steps',
                  tiny='UniRestore', train2='stage-2 train step')
     label = names[r['kind']]
-    extra = [v for v, on in (('channels-last', r['channels_last']), ('compile', r['compile'])) if on]
+    extra = [v for v, on in (('channels-last', r['channels_last']), ('compile', r['compile']),
+                             ('fixes off', r.get('fixes_off'))) if on]
     return label + (f' [{", ".join(extra)}]' if extra else '')
 
 
@@ -530,7 +554,7 @@ def derive(rows: List[Dict[str, Any]], peaks: Dict[str, float]) -> List[Dict[str
                 r['flops'] = None
         elif r.get('compile') and r.get('flops') is None:
             twin = find(rows, kind=r['kind'], size=r['size'], batch=r['batch'], dtype=r['dtype'], preset=r['preset'],
-                        channels_last=r['channels_last'], compile=False)
+                        channels_last=r['channels_last'], compile=False, fixes_off=r['fixes_off'])
             r['flops'] = twin.get('flops') if twin else None
         r.setdefault('flops', None)
         peak = peaks.get(r['dtype'])
@@ -538,19 +562,21 @@ def derive(rows: List[Dict[str, Any]], peaks: Dict[str, float]) -> List[Dict[str
         r['time_over_floor'] = r['median_s'] / r['floor_s'] if r['floor_s'] else None
 
     ratios = []
-    keys = sorted({(r['size'], r['batch'], r['dtype'], r['channels_last'], r['compile']) for r in rows
-                   if r['kind'] == 'unirestore'})
-    for size, batch, dtype, cl, comp in keys:
-        u = find(rows, kind='unirestore', size=size, batch=batch, dtype=dtype, channels_last=cl, compile=comp)
+    keys = sorted({(r['size'], r['batch'], r['dtype'], r['channels_last'], r['compile'], r['fixes_off'])
+                   for r in rows if r['kind'] == 'unirestore'})
+    for size, batch, dtype, cl, comp, off in keys:
+        u = find(rows, kind='unirestore', size=size, batch=batch, dtype=dtype, channels_last=cl, compile=comp,
+                 fixes_off=off)
         b = find(rows, kind='bare', size=size, batch=batch, dtype=dtype, channels_last=cl, compile=comp)
-        where = dict(size=size, batch=batch, dtype=dtype, channels_last=cl, compile=comp)
+        where = dict(size=size, batch=batch, dtype=dtype, channels_last=cl, compile=comp, fixes_off=off)
+        name = 'UniRestore (fixes off) / bare prior' if off else 'UniRestore / bare prior'
         if u and b:
-            ratios.append(dict(where, name='UniRestore / bare prior', value=u['median_s'] / b['median_s'],
+            ratios.append(dict(where, name=name, value=u['median_s'] / b['median_s'],
                                target='<= 1.20', ok=u['median_s'] / b['median_s'] <= 1.20,
                                flop_ratio=u['flops'] / b['flops'] if u['flops'] and b['flops'] else None,
                                numerator=u['median_s'], denominator=b['median_s']))
         d = find(rows, kind='ddim', size=size, batch=batch, dtype=dtype)
-        if u and d and not cl and not comp:
+        if u and d and not cl and not comp and not off:
             ratios.append(dict(where, name=f'{d["steps"]}-step prior / UniRestore', value=d['median_s'] / u['median_s'],
                                target='>= 7.5', ok=d['median_s'] / u['median_s'] >= 7.5,
                                flop_ratio=d['flops'] / u['flops'] if d['flops'] and u['flops'] else None,
@@ -598,7 +624,7 @@ def render(info, args, rows, ratios, peaks, load) -> str:
                          f'timed steps) + decode {p["decode"]:.2f} s = {p["estimate"]:.2f} s'
                          + (f'; FLOPs: {r["flops_note"]}' if r.get('flops_note') else ''))
         if r.get('kind') == 'train2' and 'trainable_params' in r:
-            notes.append(f'- stage-2 train step ({r["preset"]}, {r["size"]} px, batch {r["batch"]}): '
+            notes.append(f'- {row_label(r)} ({r["preset"]}, {r["size"]} px, batch {r["batch"]}): '
                          f'encode + 1-step sample + TFA decode + 10*L1 + backward + AdamW over '
                          f'{r["trainable_params"]:,} trainable parameters (TFAs and the ir prompt)')
     if notes:
@@ -607,8 +633,8 @@ def render(info, args, rows, ratios, peaks, load) -> str:
         lines += ['| ratio | size | batch | dtype | variant | measured | FLOP ratio | target | met |',
                   '|---|---|---|---|---|---|---|---|---|']
         for q in ratios:
-            variant = ', '.join(v for v, on in (('channels-last', q['channels_last']), ('compile', q['compile']))
-                                if on) or 'eager'
+            variant = ', '.join(v for v, on in (('channels-last', q['channels_last']), ('compile', q['compile']),
+                                                ('fixes off', q['fixes_off'])) if on) or 'eager'
             value = f'{q["value"]:.3f}' + (' (extrapolated)' if q.get('extrapolated') else '')
             lines.append(f'| {q["name"]} | {q["size"]} | {q["batch"]} | {q["dtype"]} | {variant} | {value} | '
                          f'{fmt(q["flop_ratio"], ".3f")} | {q["target"]} | {"yes" if q["ok"] else "no"} |')
@@ -652,7 +678,10 @@ def parse_args(argv):
                    help='seconds the full DDIM runs may take; beyond it the row is extrapolated (printed so)')
     p.add_argument('--probe-steps', type=int, default=2, help='UNet steps timed for the DDIM estimate')
     p.add_argument('--channels-last', action='store_true', help='add channels-last rows (the plain rows stay)')
-    p.add_argument('--compile', action='store_true', help='add torch.compile rows (the plain rows stay)')
+    p.add_argument('--compile', nargs='?', const='all', default=None, choices=['all', 'tiny'],
+                   help='add torch.compile rows (the plain rows stay): for every row, or for the tiny row only')
+    p.add_argument('--fixes-off', action='store_true',
+                   help="add UniRestore rows without issue 11's speed fixes (before/after in one run)")
     p.add_argument('--cuda-suite', action='store_true',
                    help='the GPU grid: --dtype x --sizes x --batches, UniRestore and bare prior rows')
     p.add_argument('--quick', action='store_true', help='tiny preset, tiny sizes (tests)')
