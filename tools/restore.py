@@ -109,8 +109,9 @@ def parse_args(argv=None):
                         help="with --tiling auto, tile images whose side exceeds this (default: the "
                         "preset's, 768 for sd-turbo, 192 for tiny)")
     parser.add_argument('--dtype', default='auto', choices=['auto', 'fp32', 'bf16', 'fp16'],
-                        help="precision: 'auto' (default) is fp32 on the CPU (measured faster here, see "
-                        "docs/precision.md) and bf16 on CUDA where supported, else fp16 (not measured here)")
+                        help="precision: 'auto' (default) is the faster one measured per device and model: on the "
+                        "CPU bf16 for sd-turbo-sized restorers where oneDNN has native bf16, else fp32 (see "
+                        "docs/precision.md); on CUDA bf16 where supported, else fp16 (not measured here)")
     parser.add_argument('--skip-existing', action='store_true',
                         help='leave out inputs whose output exists (continue an interrupted run)')
     parser.add_argument('--suffix', default='', help='added to each output name before the extension')

@@ -171,8 +171,8 @@ class UniRestoreInferencer(BaseInferencer):
             an image whose scaled, padded side exceeds ``tile_threshold`` in overlapping tiles of at most
             ``tile_size`` px blended smoothly (bounded memory), ``True`` always, ``False`` never; ``None``
             settings take the restorer preset's (see :mod:`unirestore_mm.models.tiling`).
-        dtype: precision of the restorer: ``'auto'`` (float32 on the CPU, bf16 on CUDA where supported, else
-            fp16; see :mod:`unirestore_mm.models.precision`), ``'fp32'``, ``'bf16'``, ``'fp16'``; ``None``
+        dtype: precision of the restorer: ``'auto'`` (the faster one measured per device and model: on the CPU
+            float32, or bf16 for an sd-turbo-sized restorer where oneDNN has native bf16; bf16/fp16 on CUDA; see :mod:`unirestore_mm.models.precision`), ``'fp32'``, ``'bf16'``, ``'fp16'``; ``None``
             (default): ``'auto'`` for a restorer built here, a given ``UniRestore`` keeps its own.
     """
 
@@ -207,7 +207,8 @@ class UniRestoreInferencer(BaseInferencer):
         given = isinstance(restorer, UniRestore)
         self.model = self._init_model(restorer, checkpoint, prior, self.device)
         if dtype is not None or not given:
-            self.model.to(resolve_dtype(dtype or 'auto', self.device, name='UniRestoreInferencer: dtype'))
+            self.model.to(resolve_dtype(dtype or 'auto', self.device, name='UniRestoreInferencer: dtype',
+                                        model=self.model))
         self.model.prompts[task]  # unknown task: ValueError listing the known ones
         self.task, self.num_steps, self.seed, self.min_size = task, num_steps, seed, min_size
         self.tiling = dict(tiling=tiling, tile_size=tile_size, tile_overlap=tile_overlap,

@@ -235,7 +235,7 @@ class RestoredBackbone(BaseModule):
         if self.training and self.restore_in_eval_only:
             return self.backbone(x)
         if self.dtype_spec == 'auto' and self.freeze_restorer and not getattr(self, '_auto_done', False):
-            self.restorer.set_dtype(resolve_dtype('auto', x.device))  # decided once, on the first input's device
+            self.restorer.set_dtype('auto')  # decided once, on the first input's device
             self._auto_done = True
         dtype = self.restorer.dtype
         img = self.unnormalize(x).to(torch.float32 if dtype in REDUCED else dtype)

@@ -73,7 +73,8 @@ class UniRestore(nn.Module):
         tasks: names of the task prompts.
         min_size: default short-side policy of :meth:`restore` (``None``: never upscale).
         dtype: precision of the weights and of :meth:`restore`: ``None`` (float32, as built), ``'auto'`` (the
-            faster one on the CPU, float32; bf16/fp16 on CUDA, see :mod:`.precision`), ``'fp32'``, ``'bf16'``,
+            faster one measured per device and size: float32 on the CPU, bf16 there for an SD-class restorer where
+            oneDNN has native bf16; bf16/fp16 on CUDA, see :mod:`.precision`), ``'fp32'``, ``'bf16'``,
             ``'fp16'`` or a torch dtype.  ``model.to(torch.bfloat16)`` and :meth:`set_dtype` do the same later.
             In bf16/fp16 the scheduler arithmetic, the latent sampling and scaling, the null embedding, the
             decoder's output head and the final resize/clamp stay in float32 (:mod:`.precision` says why).
@@ -141,7 +142,7 @@ class UniRestore(nn.Module):
 
     def set_dtype(self, dtype: DtypeSpec = 'auto') -> 'UniRestore':
         """Cast to ``dtype`` (``'auto'``: the default of the device the model is on); returns the model."""
-        return self.to(dtype=resolve_dtype(dtype, self._device()))
+        return self.to(dtype=resolve_dtype(dtype, self._device(), model=self))
 
     def _apply(self, fn, *args, **kwargs):
         # every cast (.to(dtype), .half(), .bfloat16(), a parent's .to) goes through _apply: put the fp32 islands

@@ -130,7 +130,8 @@ class RestoreImage(BaseTransform):
             an image whose scaled, padded side exceeds ``tile_threshold`` in overlapping tiles of at most
             ``tile_size`` px blended smoothly (bounded memory), ``True`` always, ``False`` never; ``None``
             settings take the restorer preset's (see :mod:`unirestore_mm.models.tiling`).
-        dtype: precision of the restorer: ``'auto'`` (default: float32 on the CPU, bf16/fp16 on CUDA, see
+        dtype: precision of the restorer: ``'auto'`` (default: float32 on the CPU, bf16 for an sd-turbo-sized restorer on a CPU with native
+            bf16, bf16/fp16 on CUDA, see
             :mod:`unirestore_mm.models.precision`), ``'fp32'``, ``'bf16'`` or ``'fp16'``.  The image keeps its own
             dtype whatever this is.
         batch_size: images per restorer call in :meth:`restore_arrays` (same-size images only).
@@ -179,14 +180,16 @@ class RestoreImage(BaseTransform):
     @property
     def model(self):
         if self._model is None:
-            from unirestore_mm.models.precision import dtype_name, resolve_dtype
-            dtype = resolve_dtype(self.dtype, self.device, name='RestoreImage: dtype')
-            key = _cache_key(self.restorer, self.checkpoint, self.device, dtype_name(dtype))
+            from unirestore_mm.models.precision import resolve_dtype
+            # 'auto' depends on the restorer (its size) as well as the device: a cache entry per spelling
+            key = _cache_key(self.restorer, self.checkpoint, self.device, str(self.dtype))
             with _CACHE_LOCK:
                 model = _CACHE.get(key)
                 if model is None:
                     from unirestore_mm.models.restorer_model import build_restorer
-                    model = build_restorer(self.restorer, self.checkpoint).to(self.device).to(dtype).eval()
+                    model = build_restorer(self.restorer, self.checkpoint).to(self.device)
+                    model = model.to(resolve_dtype(self.dtype, self.device, name='RestoreImage: dtype',
+                                                   model=model)).eval()
                     _CACHE[key] = model
             model.prompts[self.task]  # unknown task: ValueError listing the known ones
             model.tile_settings(**self.tiling)  # e.g. a tile_size that is no multiple of the size divisor
