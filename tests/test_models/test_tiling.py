@@ -328,6 +328,27 @@ def test_restored_backbone_tiles(model):
         RestoredBackbone(**dict(kw, restorer=dict(preset='tiny')), tiling='sometimes')
 
 
+def test_restored_backbone_auto_tiling_is_off_while_training_through_the_restorer(model):
+    """With gradients through the restorer, tiles bound no memory (autograd keeps them all): 'auto' restores
+    whole; a frozen restorer, or tiling=True, still tiles."""
+    from unirestore_mm.models import RestoredBackbone
+    mean, std = [123.675, 116.28, 103.53], [58.395, 57.12, 57.375]
+    kw = dict(backbone=torch.nn.Identity(), restorer=model, task='ir', mean=mean, std=std, bgr_to_rgb=True,
+              min_size=None, tile_size=64, tile_overlap=16, tile_threshold=64)
+    x = (gradient(64, 112) * 255 - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+    spy = EncodeSpy(model)
+    try:
+        with torch.enable_grad():
+            RestoredBackbone(**kw, freeze_restorer=False, tiling='auto').eval()(x)
+            assert len(spy.sizes) == 1  # whole
+            RestoredBackbone(**kw, freeze_restorer=False, tiling=True).eval()(x)
+            assert len(spy.sizes) == 3  # forced: two tiles
+            RestoredBackbone(**kw, freeze_restorer=True, tiling='auto').eval()(x)
+            assert len(spy.sizes) == 5  # frozen: no grad through it, tiles as at inference
+    finally:
+        spy.close()
+
+
 def test_tiled_restore_is_differentiable(model):
     x = gradient(64, 112).requires_grad_(True)
     with torch.enable_grad():

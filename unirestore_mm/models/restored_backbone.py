@@ -223,6 +223,10 @@ class RestoredBackbone(BaseModule):
         if not self.training and self.seed is not None:
             generator = [torch.Generator(device=x.device).manual_seed(int(self.seed)) for _ in range(x.shape[0])]
         mode, tiles = self.restorer.tile_settings(**self.tiling)
+        if mode == 'auto' and torch.is_grad_enabled() and not self.freeze_restorer:
+            # training through the restorer: autograd keeps every tile's activations, so tiles would bound no
+            # memory and only add the overlaps' compute; tiling=True still forces them
+            mode = False
         if wants_tiles(mode, tiles, *x.shape[-2:]):  # tile by tile, blended (unirestore_mm.models.tiling)
             out = tiled_restore(self.restorer, x.to(dtype), [self.task], num_steps=self.num_steps, generator=generator,
                                 settings=tiles)[self.task]
