@@ -1,11 +1,14 @@
-"""Install unirestore_mm.  Use ``bash tools/install.sh`` for the full stack (it builds mmcv with ops).
+"""Install unirestore_mm.  Use ``bash tools/install.sh`` for the full stack (it
+builds mmcv with ops).
 
-Dependencies are read from ``requirements/`` (OpenMMLab's layout), never listed here:
+Dependencies are read from ``requirements/`` (OpenMMLab's layout), never listed
+here:
 
     pip install -e .                    # runtime: requirements/runtime.txt
     pip install -e .[tests]             # + what the tests need (requirements/tests.txt)
     pip install -e .[timm]              # extras: timm, text-encoder, efficientnet-lite, optional, mim, all
-"""
+"""  # noqa: E501
+
 import os.path as osp
 import re
 
@@ -14,8 +17,9 @@ from setuptools import find_packages, setup
 HERE = osp.dirname(osp.abspath(__file__))
 REQUIREMENTS = osp.join(HERE, 'requirements')
 
-# extra name -> file under requirements/ (mim: mmcv with compiled ops, which pip cannot build against torch 2.14
-# from PyPI's source; tools/install.sh does).
+# extra name -> file under requirements/ (mim: mmcv with compiled ops, which
+# pip cannot build against torch 2.14 from PyPI's source; tools/install.sh
+# does).
 EXTRA_FILES = {
     'optional': 'optional.txt',
     'text-encoder': 'text_encoder.txt',
@@ -28,17 +32,22 @@ EXTRA_FILES = {
 
 def read_version():
     scope = {}
-    with open(osp.join(HERE, 'unirestore_mm', 'version.py'), encoding='utf-8') as f:
+    with open(
+        osp.join(HERE, 'unirestore_mm', 'version.py'), encoding='utf-8'
+    ) as f:
         exec(f.read(), scope)
     return scope['__version__']
 
 
 def parse_requirements(path, _seen=None):
-    """The requirement specifiers of a requirements file, ``-r other.txt`` lines followed (relative to the file).
+    """The requirement specifiers of a requirements file, ``-r other.txt``
+    lines followed (relative to the file).
 
-    Comments (a ``#`` at the start of a line or after a space) and blank lines are dropped; a requirement that
-    appears twice is kept once, first place wins.  Lines starting with any other option (``-e``, ``--index-url``)
-    raise ``ValueError`` naming the file and line: install_requires cannot express them.
+    Comments (a ``#`` at the start of a line or after a space) and blank lines
+    are dropped; a requirement that appears twice is kept once, first place
+    wins.  Lines starting with any other option (``-e``, ``--index-url``) raise
+    ``ValueError`` naming the file and line: install_requires cannot express
+    them.
     """
     path = osp.abspath(path)
     seen = set() if _seen is None else _seen
@@ -52,10 +61,15 @@ def parse_requirements(path, _seen=None):
             if not line:
                 continue
             if line.startswith(('-r ', '--requirement ')):
-                out += parse_requirements(osp.join(osp.dirname(path), line.split(None, 1)[1]), seen)
+                out += parse_requirements(
+                    osp.join(osp.dirname(path), line.split(None, 1)[1]), seen
+                )
             elif line.startswith('-'):
-                raise ValueError(f'{path}:{lineno}: option {line!r} cannot go into setup.py; '
-                                 'expected a requirement or "-r <file>"')
+                raise ValueError(
+                    f'{path}:{lineno}: option {line!r} cannot go into '
+                    'setup.py; '
+                    'expected a requirement or "-r <file>"'
+                )
             else:
                 out.append(line)
     unique = []
@@ -66,8 +80,12 @@ def parse_requirements(path, _seen=None):
 
 
 def extras_require():
-    extras = {name: parse_requirements(osp.join(REQUIREMENTS, fname)) for name, fname in EXTRA_FILES.items()}
-    # [all]: everything in the top-level requirements.txt (runtime, optional, extras, tests), as in OpenMMLab.
+    extras = {
+        name: parse_requirements(osp.join(REQUIREMENTS, fname))
+        for name, fname in EXTRA_FILES.items()
+    }
+    # [all]: everything in the top-level requirements.txt (runtime, optional,
+    # extras, tests), as in OpenMMLab.
     extras['all'] = parse_requirements(osp.join(HERE, 'requirements.txt'))
     return extras
 
@@ -78,14 +96,17 @@ def setup_kwargs():
     return dict(
         name='unirestore_mm',
         version=read_version(),
-        description='UniRestore (CVPR 2025) as a pluggable restoration stage for OpenMMLab',
+        description='UniRestore (CVPR 2025) as a pluggable restoration stage '
+        'for OpenMMLab',
         long_description=long_description,
         long_description_content_type='text/markdown',
         license='MIT',
         python_requires='>=3.9',
         packages=find_packages(exclude=('tests', 'tests.*')),
         include_package_data=True,
-        install_requires=parse_requirements(osp.join(REQUIREMENTS, 'runtime.txt')),
+        install_requires=parse_requirements(
+            osp.join(REQUIREMENTS, 'runtime.txt')
+        ),
         extras_require=extras_require(),
         zip_safe=False,
     )

@@ -1,8 +1,11 @@
-# Joint training through RestoredBackbone: mmseg's PSPNet R-18-D8 recipe with UniRestore in front of its backbone
-# (pspnet_r18-d8-unirestore-tiny_1xb16-2k_embedded-32x32.py), where the chosen restorer parts (TFAs and prompts)
-# and the segmentor learn together, each with its own learning rate (AdamW 1e-3 for the segmentor, x0.1 for the
-# restorer) and loss weights (decode head 1.0, auxiliary head 0.4).
-#   python tools/train.py configs/mmseg/pspnet-joint_r18-d8-unirestore-tiny_1xb4-20it_embedded.py
+# Joint training through RestoredBackbone: mmseg's PSPNet R-18-D8 recipe with
+# UniRestore in front of its backbone
+# (pspnet_r18-d8-unirestore-tiny_1xb16-2k_embedded-32x32.py), where the chosen
+# restorer parts (TFAs and prompts) and the segmentor learn together, each with
+# its own learning rate (AdamW 1e-3 for the segmentor, x0.1 for the restorer)
+# and loss weights (decode head 1.0, auxiliary head 0.4).
+#   python tools/train.py \
+#       configs/mmseg/pspnet-joint_r18-d8-unirestore-tiny_1xb4-20it_embedded.py
 _base_ = ['./pspnet_r18-d8-unirestore-tiny_1xb16-2k_embedded-32x32.py']
 
 batch_size = 4
@@ -10,11 +13,18 @@ max_iters = 20
 restorer_lr_mult = 0.1
 
 model = dict(
-    backbone=dict(freeze_restorer=False, restorer_trainable=['tfa', 'prompts']),
+    backbone=dict(
+        freeze_restorer=False, restorer_trainable=['tfa', 'prompts']
+    ),
     decode_head=dict(loss_decode=dict(loss_weight=1.0)),
-    auxiliary_head=dict(loss_decode=dict(loss_weight=0.4)))
-train_dataloader = dict(batch_size=batch_size, num_workers=0, persistent_workers=False,
-                        sampler=dict(_delete_=True, type='InfiniteSampler', shuffle=True))
+    auxiliary_head=dict(loss_decode=dict(loss_weight=0.4)),
+)
+train_dataloader = dict(
+    batch_size=batch_size,
+    num_workers=0,
+    persistent_workers=False,
+    sampler=dict(_delete_=True, type='InfiniteSampler', shuffle=True),
+)
 val_dataloader = None
 val_cfg = None
 val_evaluator = None
@@ -22,17 +32,40 @@ test_dataloader = None
 test_cfg = None
 test_evaluator = None
 
-train_cfg = dict(_delete_=True, type='unirestore_mm.ExactResumeIterBasedTrainLoop', max_iters=max_iters)
+train_cfg = dict(
+    _delete_=True,
+    type='unirestore_mm.ExactResumeIterBasedTrainLoop',
+    max_iters=max_iters,
+)
 optim_wrapper = dict(
     _delete_=True,
     constructor='unirestore_mm.SqrtScaledOptimWrapperConstructor',
     optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.01),
-    paramwise_cfg=dict(custom_keys={'backbone.restorer': dict(lr_mult=restorer_lr_mult)}))
-param_scheduler = [dict(type='unirestore_mm.OneCycleCosineLR', pct_start=0.1, div_factor=10.0, by_epoch=False)]
+    paramwise_cfg=dict(
+        custom_keys={'backbone.restorer': dict(lr_mult=restorer_lr_mult)}
+    ),
+)
+param_scheduler = [
+    dict(
+        type='unirestore_mm.OneCycleCosineLR',
+        pct_start=0.1,
+        div_factor=10.0,
+        by_epoch=False,
+    )
+]
 default_hooks = dict(
     logger=dict(interval=5),
-    checkpoint=dict(_delete_=True, type='unirestore_mm.TrainedPartsCheckpointHook', interval=10, max_keep_ckpts=2,
-                    export_restorer='unirestore'))  # the jointly trained restorer, for RestoredBackbone or restore.py
+    checkpoint=dict(
+        _delete_=True,
+        type='unirestore_mm.TrainedPartsCheckpointHook',
+        interval=10,
+        max_keep_ckpts=2,
+        # the jointly trained restorer, for RestoredBackbone or restore.py
+        export_restorer='unirestore',
+    ),
+)
 log_processor = dict(by_epoch=False)
 # several processes: the other tasks' prompts get no gradient in this recipe
-model_wrapper_cfg = dict(type='MMDistributedDataParallel', find_unused_parameters=True)
+model_wrapper_cfg = dict(
+    type='MMDistributedDataParallel', find_unused_parameters=True
+)

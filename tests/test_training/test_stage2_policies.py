@@ -1,4 +1,6 @@
-"""Stage-2 choices with the paper's and the release's behaviour: the trainable set and the training latent."""
+"""Stage-2 choices with the paper's and the release's behaviour: the trainable
+set and the training latent."""
+
 import inspect
 
 import pytest
@@ -22,8 +24,18 @@ def _ir_restorer(**kw):
 
 def _batch(n=2, size=32):
     g = torch.Generator().manual_seed(0)
-    x, gt = torch.rand(n, 3, size, size, generator=g), torch.rand(n, 3, size, size, generator=g)
-    return x, gt, [BaseDataElement(metainfo=dict(img_shape=(size, size))) for _ in range(n)]
+    x, gt = (
+        torch.rand(n, 3, size, size, generator=g),
+        torch.rand(n, 3, size, size, generator=g),
+    )
+    return (
+        x,
+        gt,
+        [
+            BaseDataElement(metainfo=dict(img_shape=(size, size)))
+            for _ in range(n)
+        ],
+    )
 
 
 @pytest.mark.parametrize('name, tfa', [('paper', True), ('release', False)])
@@ -38,16 +50,27 @@ def test_trainable_set_trains_exactly_what_it_names(name, tfa):
     x, gt, samples = _batch()
     sum(m.compute_losses(x, gt, samples).values()).backward()
     assert all((p.grad is not None) == tfa for p in r.tfa.parameters())
-    assert r.prompts['ir'].grad is not None and r.prompts['ir'].grad.abs().sum() > 0
+    assert (
+        r.prompts['ir'].grad is not None
+        and r.prompts['ir'].grad.abs().sum() > 0
+    )
     for part in FROZEN_PARTS:
         assert all(p.grad is None for p in getattr(r, part).parameters()), part
 
 
 def test_trainable_default_is_the_papers_and_lists_still_work():
-    assert inspect.signature(TaskRestorer).parameters['trainable'].default == 'paper'
-    assert TRAINABLE_SETS == {'paper': ('tfa', 'prompts'), 'release': ('prompts', )}
+    assert (
+        inspect.signature(TaskRestorer).parameters['trainable'].default
+        == 'paper'
+    )
+    assert TRAINABLE_SETS == {
+        'paper': ('tfa', 'prompts'),
+        'release': ('prompts',),
+    }
     m = _ir_restorer(trainable=['prompts'])
-    assert _grads(m.restorer.tfa) == {False} and m.trainable_parts == ('prompts', )
+    assert _grads(m.restorer.tfa) == {False} and m.trainable_parts == (
+        'prompts',
+    )
     with pytest.raises(ValueError, match="'paper'.*'release'"):
         _ir_restorer(trainable='authors')
 
@@ -59,24 +82,43 @@ def test_unirestore_model_stage2_takes_the_named_sets(name, tfa):
     r = m.restorer
     assert _grads(r.tfa) == {tfa}
     # as with the default stage-2 set, only the trained task's prompt learns
-    assert {t: p.requires_grad for t, p in r.prompts.prompts.items()} == {t: t == 'ir' for t in r.tasks}
+    assert {t: p.requires_grad for t, p in r.prompts.prompts.items()} == {
+        t: t == 'ir' for t in r.tasks
+    }
     for part in FROZEN_PARTS:
         assert _grads(getattr(r, part)) == {False}, part
 
 
 def test_one_latent_policy_with_one_default_in_both_classes():
     default = inspect.signature(UniRestoreModel).parameters['latent'].default
-    assert default == inspect.signature(TaskRestorer).parameters['latent'].default == DEFAULT_LATENT == 'sample'
-    assert UniRestoreModel(stage=2).latent_mode == _ir_restorer().latent_mode == DEFAULT_LATENT
+    assert (
+        default
+        == inspect.signature(TaskRestorer).parameters['latent'].default
+        == DEFAULT_LATENT
+        == 'sample'
+    )
+    assert (
+        UniRestoreModel(stage=2).latent_mode
+        == _ir_restorer().latent_mode
+        == DEFAULT_LATENT
+    )
     for cls in (UniRestoreModel, TaskRestorer):
         with pytest.raises(ValueError, match="latent must be 'sample'"):
-            cls(stage=2, latent='pred_z0') if cls is UniRestoreModel else _ir_restorer(latent='pred_z0')
+            cls(
+                stage=2, latent='pred_z0'
+            ) if cls is UniRestoreModel else _ir_restorer(latent='pred_z0')
 
 
 @pytest.mark.parametrize('latent', ['sample', 'authors'])
 @pytest.mark.parametrize('kind', ['UniRestoreModel', 'TaskRestorer'])
-def test_both_classes_train_on_the_latent_the_policy_names(kind, latent, monkeypatch):
-    m = UniRestoreModel(stage=2, latent=latent) if kind == 'UniRestoreModel' else _ir_restorer(latent=latent)
+def test_both_classes_train_on_the_latent_the_policy_names(
+    kind, latent, monkeypatch
+):
+    m = (
+        UniRestoreModel(stage=2, latent=latent)
+        if kind == 'UniRestoreModel'
+        else _ir_restorer(latent=latent)
+    )
     r = m.restorer
     calls = dict(sample=0, noise=0)
     sample, predict_noise = r.sample, r.predict_noise
@@ -87,13 +129,20 @@ def test_both_classes_train_on_the_latent_the_policy_names(kind, latent, monkeyp
 
     def counting_noise(latent_, t, z0):
         calls['noise'] += 1
-        if latent == 'authors':  # the release's timesteps, on the clean latent noised
+        # the release's timesteps, on the clean latent noised
+        if latent == 'authors':
             assert set(t.tolist()) <= {249, 499, 749, 999}
         return predict_noise(latent_, t, z0)
+
     monkeypatch.setattr(r, 'sample', counting_sample)
     monkeypatch.setattr(r, 'predict_noise', counting_noise)
     x, gt, samples = _batch()
     losses = m.compute_losses(x, gt, samples)
     assert torch.isfinite(sum(losses.values()))
-    # 'sample': one DDIM sample (one UNet call inside it); 'authors': one UNet call on the noised clean latent
-    assert calls == (dict(sample=1, noise=1) if latent == 'sample' else dict(sample=0, noise=1))
+    # 'sample': one DDIM sample (one UNet call inside it); 'authors': one UNet
+    # call on the noised clean latent
+    assert calls == (
+        dict(sample=1, noise=1)
+        if latent == 'sample'
+        else dict(sample=0, noise=1)
+    )

@@ -1,22 +1,30 @@
 #!/usr/bin/env python
-"""Measure what bf16/fp16 restoration costs against float32, and what each fp32 island is worth.
+"""Measure what bf16/fp16 restoration costs against float32, and what each fp32
+island is worth.
 
     python tools/analysis_tools/precision_islands.py --preset tiny --size 64
     python tools/analysis_tools/precision_islands.py --preset sd-turbo --size 128 --dtype bf16 fp16
 
-Random weights (the prior's and the restorer's): the zero-initialised parameters of the restorer (NAFBlock
-scales, the Controller's last convs, the prompts) are filled with small random values (``--init-std``) so every
-module acts on the output.  Rows:
+Random weights (the prior's and the restorer's): the zero-initialised
+parameters of the restorer (NAFBlock scales, the Controller's last convs, the
+prompts) are filled with small random values (``--init-std``) so every module
+acts on the output.  Rows:
 
-* ``part <name>``: the float32 model with only that part in the reduced precision (inputs cast in, outputs cast
-  back): the error each part contributes;
-* ``default``: the whole model cast (``model.to(dtype)``), all fp32 islands kept (what the package does);
-* ``-<island>``: the default with one island switched off (runs in the reduced precision);
-* ``+<module>``: the default with one more module kept in float32 (candidate islands).
+* ``part <name>``: the float32 model with only that part in the reduced
+  precision (inputs cast in, outputs cast back): the error each part
+  contributes;
+* ``default``: the whole model cast (``model.to(dtype)``), all fp32 islands
+  kept (what the package does);
+* ``-<island>``: the default with one island switched off (runs in the reduced
+  precision);
+* ``+<module>``: the default with one more module kept in float32 (candidate
+  islands).
 
-Each row: max and mean absolute error of the restored image in [0, 1] against the float32 restoration (same
-seed), its PSNR against it, and whether the output is finite.  Prints the machine and versions.
+Each row: max and mean absolute error of the restored image in [0, 1] against
+the float32 restoration (same seed), its PSNR against it, and whether the
+output is finite.  Prints the machine and versions.
 """
+
 import argparse
 import os.path as osp
 import platform
@@ -26,14 +34,31 @@ from contextlib import contextmanager
 import diffusers
 import torch
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))  # run from a checkout
-from unirestore_mm.models import UniRestore  # noqa: E402
-from unirestore_mm.models import precision  # noqa: E402
+# run from a checkout
+sys.path.insert(
+    0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+)
+from unirestore_mm.models import (  # noqa: E402
+    UniRestore,
+    precision,
+)
 
-PARTS = {'cfrm': 'cfrm', 'vae.encoder': 'prior.vae.encoder', 'controller': 'controller',
-         'skip_adapters': 'skip_adapters', 'unet': 'prior.unet', 'vae.decoder': 'prior.vae.decoder', 'tfa': 'tfa'}
-EXTRA_FP32 = {'vae.decoder': 'prior.vae.decoder', 'decoder.up_blocks[-1]': None, 'unet.conv_out': 'prior.unet.conv_out',
-              'all GroupNorm': 'GroupNorm', 'vae.quant_conv': 'prior.vae.quant_conv'}
+PARTS = {
+    'cfrm': 'cfrm',
+    'vae.encoder': 'prior.vae.encoder',
+    'controller': 'controller',
+    'skip_adapters': 'skip_adapters',
+    'unet': 'prior.unet',
+    'vae.decoder': 'prior.vae.decoder',
+    'tfa': 'tfa',
+}
+EXTRA_FP32 = {
+    'vae.decoder': 'prior.vae.decoder',
+    'decoder.up_blocks[-1]': None,
+    'unet.conv_out': 'prior.unet.conv_out',
+    'all GroupNorm': 'GroupNorm',
+    'vae.quant_conv': 'prior.vae.quant_conv',
+}
 
 
 def _cast(obj, dtype):
@@ -47,29 +72,48 @@ def _cast(obj, dtype):
 
 
 def _called(module: torch.nn.Module):
-    """The sub-modules the restore path calls for ``module``: the module itself when it is called as a whole,
-    else (the VAE encoder/decoder, the UNet, CFRM, the TFAs, driven block by block) its children, with the
-    elements of ModuleLists."""
-    if not isinstance(module, (diffusers.models.autoencoders.vae.Encoder, diffusers.models.autoencoders.vae.Decoder,
-                               diffusers.UNet2DConditionModel)) and type(module).__name__ not in (
-                                   'CFRM', 'TaskFeatureAdapters'):
+    """The sub-modules the restore path calls for ``module``: the module itself
+    when it is called as a whole, else (the VAE encoder/decoder, the UNet,
+    CFRM, the TFAs, driven block by block) its children, with the elements of
+    ModuleLists."""
+    if not isinstance(
+        module,
+        (
+            diffusers.models.autoencoders.vae.Encoder,
+            diffusers.models.autoencoders.vae.Decoder,
+            diffusers.UNet2DConditionModel,
+        ),
+    ) and type(module).__name__ not in ('CFRM', 'TaskFeatureAdapters'):
         return [module]
     out = []
     for child in module.children():
-        out += list(child) if isinstance(child, torch.nn.ModuleList) else [child]
+        out += (
+            list(child) if isinstance(child, torch.nn.ModuleList) else [child]
+        )
     return out
 
 
-def in_dtype(module: torch.nn.Module, dtype: torch.dtype, out_dtype: torch.dtype, keep_out=()):
-    """Run ``module`` in ``dtype``: weights cast, inputs cast in, outputs cast back to ``out_dtype`` (but those of
-    the sub-modules in ``keep_out``)."""
+def in_dtype(
+    module: torch.nn.Module,
+    dtype: torch.dtype,
+    out_dtype: torch.dtype,
+    keep_out=(),
+):
+    """Run ``module`` in ``dtype``: weights cast, inputs cast in, outputs cast
+    back to ``out_dtype`` (but those of the sub-modules in ``keep_out``)."""
     module.to(dtype)
     hooks = []
     for m in _called(module):
-        hooks.append(m.register_forward_pre_hook(lambda m, a, k: (_cast(a, dtype), _cast(k, dtype)),
-                                                 with_kwargs=True))
+        hooks.append(
+            m.register_forward_pre_hook(
+                lambda m, a, k: (_cast(a, dtype), _cast(k, dtype)),
+                with_kwargs=True,
+            )
+        )
         if not any(m is k for k in keep_out):
-            hooks.append(m.register_forward_hook(lambda m, a, o: _cast(o, out_dtype)))
+            hooks.append(
+                m.register_forward_hook(lambda m, a, o: _cast(o, out_dtype))
+            )
     return hooks
 
 
@@ -94,58 +138,113 @@ def build(args):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--preset', default='tiny', choices=['tiny', 'sd-turbo'])
+    parser = argparse.ArgumentParser(
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        '--preset', default='tiny', choices=['tiny', 'sd-turbo']
+    )
     parser.add_argument('--size', type=int, default=64)
     parser.add_argument('--batch', type=int, default=1)
     parser.add_argument('--steps', type=int, default=1)
-    parser.add_argument('--dtype', nargs='+', default=['bf16', 'fp16'], choices=['bf16', 'fp16'])
+    parser.add_argument(
+        '--dtype',
+        nargs='+',
+        default=['bf16', 'fp16'],
+        choices=['bf16', 'fp16'],
+    )
     parser.add_argument('--init-std', type=float, default=0.02)
-    parser.add_argument('--min-size', type=int, default=None, help='short-side policy of restore (default: none)')
-    parser.add_argument('--rows', nargs='+', default=['parts', 'default', 'islands', 'extra'])
+    parser.add_argument(
+        '--min-size',
+        type=int,
+        default=None,
+        help='short-side policy of restore (default: none)',
+    )
+    parser.add_argument(
+        '--rows', nargs='+', default=['parts', 'default', 'islands', 'extra']
+    )
     args = parser.parse_args()
     torch.manual_seed(0)
     model = build(args)
-    state = {k: v.clone() for k, v in model.state_dict(keep_vars=False).items()}
-    x = torch.rand(args.batch, 3, args.size, args.size, generator=torch.Generator().manual_seed(0))
+    state = {
+        k: v.clone() for k, v in model.state_dict(keep_vars=False).items()
+    }
+    x = torch.rand(
+        args.batch,
+        3,
+        args.size,
+        args.size,
+        generator=torch.Generator().manual_seed(0),
+    )
     # a smooth image plus detail, closer to a photo than uniform noise
-    x = (torch.nn.functional.avg_pool2d(x, 5, 1, 2) * 0.8 + x * 0.2).clamp(0, 1)
+    x = (torch.nn.functional.avg_pool2d(x, 5, 1, 2) * 0.8 + x * 0.2).clamp(
+        0, 1
+    )
 
     def run():
         with torch.no_grad():
-            return model.restore(x, task='ir', num_steps=args.steps, seed=0, min_size=args.min_size).float()
+            return model.restore(
+                x,
+                task='ir',
+                num_steps=args.steps,
+                seed=0,
+                min_size=args.min_size,
+            ).float()
 
     def reset():
         model.to(torch.float32)
-        model.load_state_dict(state, strict=False)  # the prior is not in the state dict: reset it below
+        # the prior is not in the state dict: reset it below
+        model.load_state_dict(state, strict=False)
         model.prior.load_state_dict(prior_state)
 
     prior_state = {k: v.clone() for k, v in model.prior.state_dict().items()}
     ref = run()
-    print(f'# {platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads | torch '
-          f'{torch.__version__} | diffusers {diffusers.__version__} | preset {args.preset} | '
-          f'{args.batch}x3x{args.size}x{args.size}, min_size {args.min_size} | {args.steps} step(s) | random weights, init-std {args.init_std}')
-    print('| dtype | row | max abs err | mean abs err | PSNR vs fp32 (dB) | finite |')
+    print(
+        f'# {platform.processor() or platform.machine()} CPU, '
+        f'{torch.get_num_threads()} threads | torch {torch.__version__} | '
+        f'diffusers {diffusers.__version__} | preset {args.preset} | '
+        f'{args.batch}x3x{args.size}x{args.size}, min_size {args.min_size} | '
+        f'{args.steps} step(s) | random weights, init-std {args.init_std}'
+    )
+    print(
+        '| dtype | row | max abs err | mean abs err | PSNR vs fp32 (dB) | '
+        'finite |'
+    )
     print('|---|---|---|---|---|---|')
 
     def report(dname, row, y):
         err = (y - ref).abs()
         finite = bool(torch.isfinite(y).all())
-        mse = float((err ** 2).mean()) if finite else float('nan')
-        psnr = 10 * torch.log10(torch.tensor(1.0 / max(mse, 1e-20))).item() if finite else float('nan')
-        print(f'| {dname} | {row} | {float(err.max()):.2e} | {float(err.mean()):.2e} | {psnr:.1f} | {finite} |',
-              flush=True)
+        mse = float((err**2).mean()) if finite else float('nan')
+        psnr = (
+            10 * torch.log10(torch.tensor(1.0 / max(mse, 1e-20))).item()
+            if finite
+            else float('nan')
+        )
+        print(
+            f'| {dname} | {row} | {float(err.max()):.2e} | '
+            f'{float(err.mean()):.2e} | {psnr:.1f} | {finite} |',
+            flush=True,
+        )
 
     for dname in args.dtype:
         dtype = precision.resolve_dtype(dname)
         if 'parts' in args.rows:
             for label, path in PARTS.items():
                 reset()
-                hooks = in_dtype(model.get_submodule(path), dtype, torch.float32)
-                # restore() casts its input to the CFRM's dtype (the model's): back to float32 for the VAE encoder
+                hooks = in_dtype(
+                    model.get_submodule(path), dtype, torch.float32
+                )
+                # restore() casts its input to the CFRM's dtype (the model's):
+                # back to float32 for the VAE encoder
                 conv_in = model.prior.vae.encoder.conv_in
                 if conv_in.weight.dtype == torch.float32:
-                    hooks.append(conv_in.register_forward_pre_hook(lambda m, a: _cast(a, torch.float32)))
+                    hooks.append(
+                        conv_in.register_forward_pre_hook(
+                            lambda m, a: _cast(a, torch.float32)
+                        )
+                    )
                 report(dname, f'part {label} only', run())
                 for h in hooks:
                     h.remove()
@@ -168,24 +267,34 @@ def main() -> None:
             model.to(dtype)
             for path in precision.FP32_MODULES:
                 model.get_submodule(path).to(dtype)
-            with island_off('scheduler'), island_off('latent'), island_off('geometry'):
+            with (
+                island_off('scheduler'),
+                island_off('latent'),
+                island_off('geometry'),
+            ):
                 report(dname, 'no islands at all', run())
         if 'extra' in args.rows:
             for label, path in EXTRA_FP32.items():
                 reset()
                 model.to(dtype)
                 if path == 'GroupNorm':
-                    mods = [m for m in model.modules() if isinstance(m, torch.nn.GroupNorm)]
+                    mods = [
+                        m
+                        for m in model.modules()
+                        if isinstance(m, torch.nn.GroupNorm)
+                    ]
                 elif path is None:
                     mods = [model.prior.vae.decoder.up_blocks[-1]]
                 else:
                     mods = [model.get_submodule(path)]
                 hooks = []
-                dec = model.prior.vae.decoder  # the head (image) stays float32, as in the default
+                # the head (image) stays float32, as in the default
+                dec = model.prior.vae.decoder
                 head = [dec.conv_norm_out, dec.conv_out]
                 for m in mods:
                     hooks += in_dtype(m, torch.float32, dtype, keep_out=head)
-                if path == 'prior.vae.decoder':  # the decoder hands its float32 feature to the TFAs: cast it in
+                # the decoder hands its float32 feature to the TFAs: cast it in
+                if path == 'prior.vae.decoder':
                     hooks += in_dtype(model.tfa, dtype, dtype)
                 report(dname, f'+{label} in fp32', run())
                 for h in hooks:

@@ -1,4 +1,5 @@
 """Visualizers (registered in ``unirestore_mm``'s VISUALIZERS)."""
+
 from .visualizer import RestorationVisualizer
 
 __all__ = ['RestorationVisualizer']

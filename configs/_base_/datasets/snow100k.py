@@ -1,4 +1,5 @@
-# Snow100K (synthetic snow; UHDSnow uses the same degraded/clean folders with its own names).
+# Snow100K (synthetic snow; UHDSnow uses the same degraded/clean folders with
+# its own names).
 #
 # Folder layout (data_root = 'data/Snow100K'):
 #   data/Snow100K/test/Snow100K-L/synthetic/beautiful_smile_00003.jpg
@@ -13,9 +14,17 @@ test_pipeline = [
     dict(type='unirestore_mm.PackRestorationInputs', sample_type='base'),
 ]
 test_dataloader = dict(
-    batch_size=1, num_workers=2, persistent_workers=True,
+    batch_size=1,
+    num_workers=2,
+    persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type=dataset_type, data_root=data_root,
-                 data_prefix=dict(img_path=split + '/synthetic', gt_path=split + '/gt'), test_mode=True,
-                 on_corrupt='raise', pipeline=test_pipeline))
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        data_prefix=dict(img_path=split + '/synthetic', gt_path=split + '/gt'),
+        test_mode=True,
+        on_corrupt='raise',
+        pipeline=test_pipeline,
+    ),
+)
 val_dataloader = test_dataloader
