@@ -236,6 +236,18 @@ class RandomDegradation(_SeededTransform):
     def _degrade(
         self, img, name, severity, short_side, corruption_seed, depth
     ):
+        if img.ndim == 3 and img.shape[2] == 4:
+            # RGBA: the alpha channel is kept as it is (the down/up-scaling
+            # would blur it)
+            color = self._degrade(
+                img[..., :3],
+                name,
+                severity,
+                short_side,
+                corruption_seed,
+                depth,
+            )
+            return np.concatenate([color, img[..., 3:]], axis=2)
         h, w = img.shape[:2]
         x = _flip_channels(img) if self.channel_order == 'bgr' else img
         resized = short_side is not None and short_side < min(h, w)
