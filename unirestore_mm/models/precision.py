@@ -58,6 +58,22 @@ bfloat16 (float16 has no fast CPU convolution here: about 20x slower).  On
 CUDA: bfloat16 where ``torch.cuda.is_bf16_supported()``, else float16; the CUDA
 choice is the usual one for SD-class models and is **not measured** in this
 repository.
+
+Memory layout (``memory_format``): ``UniRestore(memory_format=...)``,
+``model.set_memory_format(...)`` or ``model.to(memory_format=...)`` store the
+4-D weights (convolutions) channels-last; every convolution then runs
+channels-last (PyTorch follows the weight's layout) while :meth:`restore`
+still takes any input layout and returns contiguous NCHW images.  ``'auto'``
+is channels-last on the CPU, measured faster at every size and precision tried
+on this machine (``tools/analysis_tools/profile_precision.py
+--memory-format contiguous channels_last``, interleaved, ``docs/speed.md``):
+the sd-turbo architecture 1.14x at 512 px in float32 (1.19x in a
+``benchmark_speed.py --channels-last`` run) and 1.09x at 256 px in bf16, the
+tiny preset 1.14x at 256 px and 1.13x at 64 px (float32 and bf16 alike); the
+results differ by rounding only (max 1.1e-5 at 512 px in float32).  On CUDA
+``'auto'`` keeps the contiguous layout: channels-last with bf16/fp16 is the
+usual advice there, but it is **not measured** in this repository
+(``benchmark_speed.py --cuda-suite --channels-last`` measures it).
 """
 
 from typing import Iterable, Optional, Union
@@ -187,6 +203,71 @@ def resolve_dtype(
         f"{name}={dtype!r}: expected 'auto', 'fp32', 'bf16', 'fp16' (or "
         "float32, bfloat16, float16, "
         'a torch dtype)'
+    )
+
+
+MEMORY_FORMATS = {
+    'channels_last': torch.channels_last,
+    'contiguous': torch.contiguous_format,
+}
+MemoryFormatSpec = Union[str, torch.memory_format, None]
+
+
+def auto_memory_format(
+    device: Union[str, torch.device, None] = None,
+) -> torch.memory_format:
+    """The layout of the restorer's weights on ``device`` (see the module
+    docstring): channels-last on the CPU (measured), contiguous elsewhere."""
+    device = torch.device(device if device is not None else 'cpu')
+    return (
+        torch.channels_last
+        if device.type == 'cpu'
+        else torch.contiguous_format
+    )
+
+
+def resolve_memory_format(
+    memory_format: MemoryFormatSpec,
+    device: Union[str, torch.device, None] = None,
+    name: str = 'memory_format',
+) -> torch.memory_format:
+    """``'auto'`` / ``None`` / ``'channels_last'`` / ``'contiguous'`` / a
+    torch memory format -> the torch memory format; anything else raises
+    ``ValueError`` naming the argument ``name``."""
+    if memory_format is None or memory_format == 'auto':
+        return auto_memory_format(device)
+    if isinstance(memory_format, torch.memory_format):
+        if memory_format in MEMORY_FORMATS.values():
+            return memory_format
+    elif isinstance(memory_format, str):
+        key = memory_format.lower().replace('torch.', '')
+        key = {'contiguous_format': 'contiguous'}.get(key, key)
+        if key in MEMORY_FORMATS:
+            return MEMORY_FORMATS[key]
+    raise ValueError(
+        f"{name}={memory_format!r}: expected 'auto', 'channels_last' or "
+        "'contiguous'"
+    )
+
+
+def weights_memory_format(model: nn.Module) -> torch.memory_format:
+    """The layout of ``model``'s first 4-D weight whose layout shows (a 1x1
+    kernel is both); contiguous when it has none."""
+    for p in model.parameters():
+        if p.dim() != 4:
+            continue
+        nchw = p.is_contiguous()
+        nhwc = p.is_contiguous(memory_format=torch.channels_last)
+        if nchw != nhwc:
+            return torch.channels_last if nhwc else torch.contiguous_format
+    return torch.contiguous_format
+
+
+def memory_format_name(memory_format: torch.memory_format) -> str:
+    return (
+        'channels_last'
+        if memory_format == torch.channels_last
+        else 'contiguous'
     )
 
 

@@ -53,14 +53,14 @@ _CACHE_LOCK = threading.Lock()
 
 
 def _cache_key(
-    restorer, checkpoint, device, dtype='fp32'
-) -> Tuple[str, Optional[str], str, str]:
+    restorer, checkpoint, device, dtype='fp32', memory_format='contiguous'
+) -> Tuple[str, Optional[str], str, str, str]:
     spec = (
         restorer
         if isinstance(restorer, str)
         else json.dumps(restorer, sort_keys=True, default=repr)
     )
-    return spec, checkpoint, str(device), str(dtype)
+    return spec, checkpoint, str(device), str(dtype), str(memory_format)
 
 
 def clear_restorer_cache() -> None:
@@ -194,6 +194,10 @@ class RestoreImage(BaseTransform):
             bf16/fp16 on CUDA, see :mod:`unirestore_mm.models.precision`),
             ``'fp32'``, ``'bf16'`` or ``'fp16'``.  The image keeps its own
             dtype whatever this is.
+        memory_format: layout of the restorer's convolutions: ``'auto'``
+            (default: channels-last on the CPU, measured faster; contiguous on
+            CUDA), ``'channels_last'`` or ``'contiguous'`` (see
+            :mod:`unirestore_mm.models.precision`).
         batch_size: images per restorer call in :meth:`restore_arrays`
             (same-size images only).
         allow_random_weights: run a restorer without trained weights (a config
@@ -227,6 +231,7 @@ class RestoreImage(BaseTransform):
         allow_random_weights: bool = False,
         dtype: str = 'auto',
         batch_size: int = 8,
+        memory_format: str = 'auto',
     ):
         if not isinstance(restorer, (dict, str)):
             raise TypeError(
@@ -250,10 +255,16 @@ class RestoreImage(BaseTransform):
             raise ValueError(
                 f'batch_size must be a positive int, got {batch_size!r}'
             )
-        from unirestore_mm.models.precision import resolve_dtype
+        from unirestore_mm.models.precision import (
+            resolve_dtype,
+            resolve_memory_format,
+        )
 
         # a bad value fails here, naming the argument
         resolve_dtype(dtype, 'cpu', name='RestoreImage: dtype')
+        resolve_memory_format(
+            memory_format, 'cpu', name='RestoreImage: memory_format'
+        )
         from unirestore_mm.models.weights_guard import require_trained_weights
 
         require_trained_weights(
@@ -275,6 +286,7 @@ class RestoreImage(BaseTransform):
             tiling, tile_size, tile_overlap, tile_threshold
         )
         self.dtype, self.batch_size = dtype, batch_size
+        self.memory_format = memory_format
         self.keys = [keys] if isinstance(keys, str) else list(keys)
         self._model = None
         if not lazy:
@@ -285,12 +297,19 @@ class RestoreImage(BaseTransform):
     @property
     def model(self):
         if self._model is None:
-            from unirestore_mm.models.precision import resolve_dtype
+            from unirestore_mm.models.precision import (
+                resolve_dtype,
+                resolve_memory_format,
+            )
 
             # 'auto' depends on the restorer (its size) as well as the device:
             # a cache entry per spelling
             key = _cache_key(
-                self.restorer, self.checkpoint, self.device, str(self.dtype)
+                self.restorer,
+                self.checkpoint,
+                self.device,
+                str(self.dtype),
+                str(self.memory_format),
             )
             with _CACHE_LOCK:
                 model = _CACHE.get(key)
@@ -308,7 +327,12 @@ class RestoreImage(BaseTransform):
                             self.device,
                             name='RestoreImage: dtype',
                             model=model,
-                        )
+                        ),
+                        memory_format=resolve_memory_format(
+                            self.memory_format,
+                            self.device,
+                            name='RestoreImage: memory_format',
+                        ),
                     ).eval()
                     _CACHE[key] = model
             # unknown task: ValueError listing the known ones
@@ -407,5 +431,6 @@ class RestoreImage(BaseTransform):
             f'min_size={self.min_size!r}, seed={self.seed}, '
             f'channel_order={self.channel_order!r}, keys={self.keys}, '
             f'allow_random_weights={self.allow_random_weights}, '
-            f'dtype={self.dtype!r}, batch_size={self.batch_size})'
+            f'dtype={self.dtype!r}, batch_size={self.batch_size}, '
+            f'memory_format={self.memory_format!r})'
         )
